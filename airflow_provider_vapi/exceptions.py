@@ -1,0 +1,104 @@
+"""One exception family for everything that goes wrong talking to Vapi.
+
+Every error carries what a user needs to act on it without reading our source: the HTTP status,
+Vapi's own message(s), the method and path, and the call id when there is one. ``VapiError`` is an
+``AirflowException`` so a task that raises it fails (and retries) the ordinary Airflow way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from airflow.providers.common.compat.sdk import AirflowException
+
+
+class VapiError(AirflowException):
+    """Root of every error this provider raises about Vapi."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        vapi_messages: Sequence[str] = (),
+        method: str | None = None,
+        path: str | None = None,
+        call_id: str | None = None,
+    ) -> None:
+        self.status_code = status_code
+        self.vapi_messages = list(vapi_messages)
+        self.method = method
+        self.path = path
+        self.call_id = call_id
+        super().__init__(message)
+
+
+class VapiInvalidRequestError(VapiError, ValueError):
+    """The request was refused *before* anything was sent: the payload breaks a Vapi rule."""
+
+
+class VapiAPIError(VapiError):
+    """Vapi answered with an error status (after any retries that were safe to make)."""
+
+
+class VapiBadRequestError(VapiAPIError):
+    """400/422: Vapi refused the payload; ``vapi_messages`` lists each of its reasons."""
+
+
+class VapiAuthError(VapiAPIError):
+    """401/403: the API key in the connection is missing, wrong, or the public key."""
+
+
+class VapiNotFoundError(VapiAPIError):
+    """404: no such call (or assistant, phone number) for this API key."""
+
+
+class VapiRateLimitError(VapiAPIError):
+    """429 that outlasted the retry budget."""
+
+
+class VapiServerError(VapiAPIError):
+    """5xx that outlasted the retry budget."""
+
+
+class VapiConnectionError(VapiError):
+    """No answer from Vapi (connection refused or dropped, timeout) after every retry."""
+
+
+class VapiCallFailedError(VapiError):
+    """A call ended with an outcome the task's policy counts as a failure."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        call_id: str,
+        ended_reason: str | None,
+        ended_message: str | None,
+        outcome: str,
+    ) -> None:
+        self.ended_reason = ended_reason
+        self.ended_message = ended_message
+        self.outcome = outcome
+        super().__init__(message, call_id=call_id)
+
+
+class VapiCallTimeoutError(VapiError):
+    """The wait for a call ran past its deadline."""
+
+
+_BY_STATUS: dict[int, type[VapiAPIError]] = {
+    400: VapiBadRequestError,
+    401: VapiAuthError,
+    403: VapiAuthError,
+    404: VapiNotFoundError,
+    422: VapiBadRequestError,
+    429: VapiRateLimitError,
+}
+
+
+def error_class_for_status(status_code: int) -> type[VapiAPIError]:
+    """The most specific ``VapiAPIError`` subclass for an HTTP status."""
+    if status_code >= 500:
+        return VapiServerError
+    return _BY_STATUS.get(status_code, VapiAPIError)

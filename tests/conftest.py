@@ -1,0 +1,39 @@
+"""Test set-up: a throw-away Airflow home, and the Vapi connection pointed at the emulator.
+
+The emulator fixtures themselves (``vapi_emulator`` ...) come from the package's pytest plugin,
+``airflow_provider_vapi.emulator.pytest_plugin``, the same one users get for their own DAG tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# Before anything imports Airflow: a private home, no examples, SQLite in that home.
+_HOME = Path(tempfile.mkdtemp(prefix="vapi-airflow-home-"))
+os.environ.setdefault("AIRFLOW_HOME", str(_HOME))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
+os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_HOME / 'airflow.db'}")
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(_HOME / "dags"))
+
+
+def vapi_conn_json(url: str, api_key: str, **extra: Any) -> str:
+    """An ``AIRFLOW_CONN_*`` value in JSON form for the emulator."""
+    return json.dumps({"conn_type": "vapi", "host": url, "password": api_key, "extra": extra})
+
+
+@pytest.fixture
+def vapi_conn(vapi_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """``vapi_default`` pointing at the emulator, with short retry waits so fault tests stay fast."""
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_VAPI_DEFAULT",
+        vapi_conn_json(vapi_emulator.url, vapi_emulator.api_key, timeout=5, retry_max_wait=0.2, retry_total_seconds=20),
+    )
+    yield "vapi_default"
