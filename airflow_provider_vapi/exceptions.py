@@ -25,7 +25,8 @@ class VapiError(AirflowException):
         path: str | None = None,
         call_id: str | None = None,
     ) -> None:
-        self.status_code = status_code
+        # Shadows AirflowException's class-level HTTPStatus: here it is Vapi's answer, or None.
+        self.status_code = status_code  # type: ignore[assignment]
         self.vapi_messages = list(vapi_messages)
         self.method = method
         self.path = path

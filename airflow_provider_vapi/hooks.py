@@ -374,7 +374,9 @@ class VapiHook(BaseHook):
             if len(page) >= PAGE_MAX:
                 attr = "updated_at" if window.field == "updatedAt" else "created_at"
                 windows.extend(window.split([parse_ts(getattr(c, attr)) for c in page]))
-        calls = sorted(seen.values(), key=lambda c: parse_ts(c.created_at), reverse=True)
+        calls = sorted(
+            seen.values(), key=lambda c: c.created_at or datetime.min.replace(tzinfo=UTC), reverse=True
+        )
         return calls[:limit] if limit is not None else calls
 
     def list_calls(self, limit: int | None = None, **filters: Any) -> list[Call]:

@@ -34,6 +34,16 @@ def vapi_conn(vapi_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[s
     """``vapi_default`` pointing at the emulator, with short retry waits so fault tests stay fast."""
     monkeypatch.setenv(
         "AIRFLOW_CONN_VAPI_DEFAULT",
-        vapi_conn_json(vapi_emulator.url, vapi_emulator.api_key, timeout=5, retry_max_wait=0.2, retry_total_seconds=20),
+        vapi_conn_json(
+            vapi_emulator.url, vapi_emulator.api_key, timeout=5, retry_max_wait=0.2, retry_total_seconds=20
+        ),
     )
     yield "vapi_default"
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """A migrated metadata DB in the throw-away home (once per session, a few seconds)."""
+    from airflow.utils import db
+
+    db.initdb()

@@ -34,7 +34,12 @@ def hook(vapi_conn: str) -> Any:
 
 
 def body(emu: Any, number: str = "+14155550123", **extra: Any) -> dict[str, Any]:
-    return {"assistantId": emu.assistant_id, "phoneNumberId": emu.phone_number_id, "customer": {"number": number}, **extra}
+    return {
+        "assistantId": emu.assistant_id,
+        "phoneNumberId": emu.phone_number_id,
+        "customer": {"number": number},
+        **extra,
+    }
 
 
 # -- reads and writes -------------------------------------------------------------------------------
@@ -193,8 +198,12 @@ def test_unreachable_vapi_is_a_connection_error(monkeypatch: pytest.MonkeyPatch)
 # -- errors -----------------------------------------------------------------------------------------
 
 
-def test_wrong_key_names_the_connection_and_the_fix(vapi_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AIRFLOW_CONN_VAPI_DEFAULT", vapi_conn_json(vapi_emulator.url, "public-key-by-mistake"))
+def test_wrong_key_names_the_connection_and_the_fix(
+    vapi_emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_VAPI_DEFAULT", vapi_conn_json(vapi_emulator.url, "public-key-by-mistake")
+    )
     hook = VapiHook(retry_policy=FAST)
     with pytest.raises(VapiAuthError) as info:
         hook.list_assistants()
@@ -218,7 +227,9 @@ def test_vapi_400_messages_reach_the_user(hook: VapiHook, vapi_emulator: Any) ->
 
 
 def test_missing_api_key_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AIRFLOW_CONN_VAPI_DEFAULT", json.dumps({"conn_type": "vapi", "host": "http://127.0.0.1:9"}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_VAPI_DEFAULT", json.dumps({"conn_type": "vapi", "host": "http://127.0.0.1:9"})
+    )
     with pytest.raises(Exception, match="Password field"):
         VapiHook().get_call("x")
 
@@ -233,7 +244,9 @@ def test_missing_api_key_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"name": "x" * 41}, "name"),
     ],
 )
-def test_bad_input_fails_before_any_request(hook: VapiHook, vapi_emulator: Any, change: dict[str, Any], field: str) -> None:
+def test_bad_input_fails_before_any_request(
+    hook: VapiHook, vapi_emulator: Any, change: dict[str, Any], field: str
+) -> None:
     request = {k: v for k, v in {**body(vapi_emulator), **change}.items() if v is not None}
     with pytest.raises(VapiInvalidRequestError, match=field.split(".")[0]):
         hook.create_call(request)
@@ -249,7 +262,11 @@ def _seed_with_one_alternative_each(emu: Any) -> dict[str, Any]:
         seed.pop(dropped)
     seed["customer"] = {"number": "+14155550177", "name": "Seed Person", "extension": "12"}
     seed["phoneNumber"].update(
-        {"twilioPhoneNumber": "+14155550100", "twilioAccountSid": "AC-seed", "twilioAuthToken": "tw-secret-TOKEN-42"}
+        {
+            "twilioPhoneNumber": "+14155550100",
+            "twilioAccountSid": "AC-seed",
+            "twilioAuthToken": "tw-secret-TOKEN-42",
+        }
     )
     return seed
 
@@ -266,11 +283,15 @@ def test_seed_payload_reaches_the_emulator_with_nothing_lost(hook: VapiHook, vap
     assert "metadata" not in sent
     assert sent["assistant"]["voicemailDetection"] == seed["assistant"]["voicemailDetection"]
     # transferCall tools lost async/function/server in the current API (dropped with a warning).
-    kept = [{k: t[k] for k in ("type", "messages", "destinations")} for t in seed["assistant"]["model"]["tools"]]
+    kept = [
+        {k: t[k] for k in ("type", "messages", "destinations")} for t in seed["assistant"]["model"]["tools"]
+    ]
     assert sent["assistant"]["model"]["tools"] == kept
 
 
-def test_no_secret_reaches_the_logs(hook: VapiHook, vapi_emulator: Any, caplog: pytest.LogCaptureFixture) -> None:
+def test_no_secret_reaches_the_logs(
+    hook: VapiHook, vapi_emulator: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     from airflow.providers.common.compat.sdk import redact
 
     seed = _seed_with_one_alternative_each(vapi_emulator)
@@ -279,10 +300,14 @@ def test_no_secret_reaches_the_logs(hook: VapiHook, vapi_emulator: Any, caplog: 
     vapi_emulator.faults(["500", "drop"], method="POST", path="/call")
     with caplog.at_level(logging.DEBUG):
         hook.create_call(seed)
-        bad = {k: v for k, v in seed.items() if k != "assistant"} | {"assistantId": "00000000-0000-4000-8000-0000000000aa"}
+        bad = {k: v for k, v in seed.items() if k != "assistant"} | {
+            "assistantId": "00000000-0000-4000-8000-0000000000aa"
+        }
         with pytest.raises(VapiBadRequestError) as info:
             hook.create_call(bad)
     text = caplog.text + str(info.value)
     for secret in secrets:
         assert secret not in text
-        assert secret not in str(redact(f"value {secret}")), f"{secret[:4]}... is not registered with the masker"
+        assert secret not in str(redact(f"value {secret}")), (
+            f"{secret[:4]}... is not registered with the masker"
+        )

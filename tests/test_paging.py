@@ -10,9 +10,16 @@ import pytest
 from airflow_provider_vapi.paging import PAGE_MAX, PagingError, Window, iso, parse_ts
 
 
-def _serve(calls: list[dict[str, str]], params: dict[str, str], shuffle: random.Random) -> list[dict[str, str]]:
+def _serve(
+    calls: list[dict[str, str]], params: dict[str, str], shuffle: random.Random
+) -> list[dict[str, str]]:
     """A stand-in for Vapi's filter semantics, answering in an arbitrary order."""
-    ops = {"Gt": lambda a, b: a > b, "Ge": lambda a, b: a >= b, "Lt": lambda a, b: a < b, "Le": lambda a, b: a <= b}
+    ops = {
+        "Gt": lambda a, b: a > b,
+        "Ge": lambda a, b: a >= b,
+        "Lt": lambda a, b: a < b,
+        "Le": lambda a, b: a <= b,
+    }
     out = []
     for call in calls:
         ok = True
@@ -47,7 +54,13 @@ def _calls(n: int, spread_s: float, seed: int) -> list[dict[str, str]]:
     calls = []
     for i in range(n):
         created = start + timedelta(seconds=rng.uniform(0, spread_s))
-        calls.append({"id": f"c{i}", "createdAt": iso(created), "updatedAt": iso(created + timedelta(seconds=rng.uniform(0, 60)))})
+        calls.append(
+            {
+                "id": f"c{i}",
+                "createdAt": iso(created),
+                "updatedAt": iso(created + timedelta(seconds=rng.uniform(0, 60))),
+            }
+        )
     return calls
 
 
