@@ -60,11 +60,12 @@ def legacy_form_widgets() -> dict[str, Any]:
     """WTForms widgets for Airflow 2.11 to 3.1; empty where WTForms is absent (Airflow 3.2+)."""
     try:
         from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
-        from wtforms import DecimalField, IntegerField
+        from wtforms import IntegerField, StringField
     except ImportError:
         return {}
     widgets: dict[str, Any] = {}
     for name, spec in CONN_FIELDS.items():
-        kind = IntegerField if "integer" in spec["schema"]["type"] else DecimalField
+        # Airflow 2.x accepts only Integer/String/Password/Boolean fields: numbers go in as text.
+        kind = IntegerField if "integer" in spec["schema"]["type"] else StringField
         widgets[name] = kind(spec["label"], widget=BS3TextFieldWidget(), description=spec.get("description"))
     return widgets

@@ -1,0 +1,127 @@
+"""``vapi-emulator``: serve the Vapi emulator from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .constants import (
+    ADMIN_PREFIX,
+    ASSISTANT_ID,
+    CONCURRENCY_MODES,
+    CUSTOMER_ID,
+    DEFAULT_ANALYSIS_DELAY_S,
+    DEFAULT_API_KEY,
+    DEFAULT_CONCURRENCY_LIMIT,
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    DEFAULT_REQUEST_LOG_SIZE,
+    PHONE_NUMBER_ID,
+)
+from .faults import parse_rate_spec
+from .server import URL_LINE_PREFIX, bind_socket, build_runtime, socket_url
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    p = argparse.ArgumentParser(
+        prog="vapi-emulator",
+        description="A local emulator of Vapi's call API (POST/GET/PATCH/DELETE /call, assistants, "
+        "phone numbers, monitor.controlUrl) for tests and demos.",
+    )
+    p.add_argument("--host", default=DEFAULT_HOST, help=f"interface to listen on (default {DEFAULT_HOST})")
+    p.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0: any free)"
+    )
+    p.add_argument(
+        "--api-key", default=DEFAULT_API_KEY, help=f"bearer key accepted (default {DEFAULT_API_KEY})"
+    )
+    p.add_argument("--speed", type=float, default=1.0, help="time factor: 10 runs calls ten times faster")
+    p.add_argument("--state", metavar="FILE", help="keep calls in this SQLite file (default: memory)")
+    p.add_argument(
+        "--concurrency-limit", type=int, default=DEFAULT_CONCURRENCY_LIMIT, help="live calls at once"
+    )
+    p.add_argument(
+        "--concurrency-mode",
+        choices=CONCURRENCY_MODES,
+        default="queue",
+        help="over the limit: wait queued, or end at once "
+        "(call.start.error-subscription-concurrency-limit-reached)",
+    )
+    p.add_argument(
+        "--analysis-delay",
+        type=float,
+        default=DEFAULT_ANALYSIS_DELAY_S,
+        help="seconds (at speed 1) between ended and analysis",
+    )
+    p.add_argument(
+        "--fault-rate",
+        default="",
+        metavar="SPEC",
+        help="random faults: ACTION=RATE,... with ACTION a status (429, 500, 502, 503), drop or delay:S, "
+        "e.g. 429=0.1,500=0.05",
+    )
+    p.add_argument(
+        "--fault-match",
+        default="*",
+        metavar="'METHOD PATH'",
+        help="requests --fault-rate applies to, e.g. 'POST /call' or '/call*' (default: every Vapi route)",
+    )
+    p.add_argument("--fault-seed", type=int, default=None, help="seed of the random faults (repeatable runs)")
+    p.add_argument(
+        "--request-log-size", type=int, default=DEFAULT_REQUEST_LOG_SIZE, help="requests remembered"
+    )
+    p.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start serving; prints the URL, the accepted key and the seeded ids first."""
+    args = parser().parse_args(argv)
+    try:
+        fault_rates = parse_rate_spec(args.fault_rate)
+        runtime = build_runtime(
+            api_key=args.api_key,
+            speed=args.speed,
+            concurrency_limit=args.concurrency_limit,
+            concurrency_mode=args.concurrency_mode,
+            analysis_delay=args.analysis_delay,
+            state_file=args.state,
+            fault_rates=fault_rates,
+            fault_match=args.fault_match,
+            fault_seed=args.fault_seed,
+            request_log_size=args.request_log_size,
+        )
+    except ValueError as exc:
+        print(f"vapi-emulator: {exc}", file=sys.stderr)
+        return 2
+    import uvicorn
+
+    from .app import create_app
+
+    sock = bind_socket(args.host, args.port)
+    url = socket_url(sock)
+    lines = [
+        f"{URL_LINE_PREFIX}{url}",
+        f"  API key:         {args.api_key}  (Authorization: Bearer {args.api_key})",
+        f"  assistant id:    {ASSISTANT_ID}",
+        f"  phone number id: {PHONE_NUMBER_ID}",
+        f"  customer id:     {CUSTOMER_ID}",
+        f"  speed:           {args.speed:g}x",
+        f"  concurrency:     {args.concurrency_limit} ({args.concurrency_mode})",
+        f"  analysis delay:  {args.analysis_delay:g}s (at speed 1)",
+        f"  state:           {args.state or 'memory'}",
+        f"  faults:          {args.fault_rate or 'none'}",
+        f"  admin API:       {url}{ADMIN_PREFIX}/ (requests, reset, faults, config, calls)",
+    ]
+    print("\n".join(lines), flush=True)
+    config = uvicorn.Config(create_app(runtime), log_level=args.log_level, access_log=False, lifespan="off")
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        runtime.engine.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

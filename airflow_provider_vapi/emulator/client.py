@@ -1,0 +1,209 @@
+"""A handle on a running emulator, for tests: the Vapi details plus the admin API as methods.
+
+Works the same for an in-process server and a subprocess (it only speaks HTTP). Needs ``httpx``
+(a dependency of the provider), nothing of FastAPI.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from .constants import ADMIN_PREFIX, ASSISTANT_ID, CUSTOMER_ID, DEFAULT_API_KEY, PHONE_NUMBER_ID
+
+
+class EmulatorHandle:
+    """What a test needs to talk to one emulator.
+
+    Attributes: ``url`` (base URL, no trailing slash), ``api_key``, ``assistant_id``,
+    ``phone_number_id``, ``customer_id`` and ``headers`` (the bearer header for Vapi routes).
+    """
+
+    def __init__(self, url: str, api_key: str = DEFAULT_API_KEY, timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self.api_key = api_key
+        self.assistant_id = ASSISTANT_ID
+        self.phone_number_id = PHONE_NUMBER_ID
+        self.customer_id = CUSTOMER_ID
+        self.headers = {"Authorization": f"Bearer {api_key}"}
+        self._admin = httpx.Client(base_url=f"{self.url}{ADMIN_PREFIX}", timeout=timeout)
+
+    def __repr__(self) -> str:
+        return f"EmulatorHandle(url={self.url!r})"
+
+    def close(self) -> None:
+        """Close the admin connection pool."""
+        self._admin.close()
+
+    # -- Vapi side ------------------------------------------------------------------------------
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        """An ``httpx.Client`` on the Vapi routes with the bearer key set (caller closes it)."""
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        return httpx.Client(base_url=self.url, headers=headers, **{"timeout": 10.0, **kwargs})
+
+    def call_body(self, number: str = "+15550001234", **fields: Any) -> dict[str, Any]:
+        """A valid ``POST /call`` body using the seeded assistant and phone number."""
+        body: dict[str, Any] = {
+            "assistantId": self.assistant_id,
+            "phoneNumberId": self.phone_number_id,
+            "customer": {"number": number},
+        }
+        body.update(fields)
+        return body
+
+    def create_call(self, number: str = "+15550001234", **fields: Any) -> dict[str, Any]:
+        """``POST /call`` with :meth:`call_body` (recorded like any client request); the Call."""
+        with self.client() as http:
+            answer = http.post("/call", json=self.call_body(number, **fields))
+        answer.raise_for_status()
+        result: dict[str, Any] = answer.json()
+        return result
+
+    def end_call(self, call_id: str) -> None:
+        """End a live call through its ``monitor.controlUrl`` (ends ``manually-canceled``)."""
+        control_url = self.call(call_id)["monitor"]["controlUrl"]
+        httpx.post(control_url, json={"type": "end-call"}, timeout=10.0).raise_for_status()
+
+    # -- admin side -----------------------------------------------------------------------------
+
+    def _get(self, route: str, **params: Any) -> Any:
+        answer = self._admin.get(route, params={k: v for k, v in params.items() if v is not None})
+        answer.raise_for_status()
+        return answer.json()
+
+    def _send(self, method: str, route: str, body: Any = None) -> Any:
+        answer = self._admin.request(method, route, json=body)
+        answer.raise_for_status()
+        return answer.json()
+
+    def health(self) -> dict[str, Any]:
+        """``GET /_emulator/health``."""
+        result: dict[str, Any] = self._get("/health")
+        return result
+
+    def requests(self, method: str | None = None, path: str | None = None) -> list[dict[str, Any]]:
+        """Recorded Vapi-API requests, oldest first: ``{method, path, query, body, status, timestamp,
+        fault}``. ``path`` is exact, or a prefix when it ends in ``*``."""
+        result: list[dict[str, Any]] = self._get("/requests", method=method, path=path)
+        return result
+
+    def clear_requests(self) -> None:
+        """Forget the recorded requests."""
+        self._send("DELETE", "/requests")
+
+    def reset(self) -> None:
+        """Back to the seeds: no calls, no recorded requests, no faults, start-up config."""
+        self._send("POST", "/reset")
+
+    def fault(
+        self,
+        action: str | int,
+        *,
+        method: str = "*",
+        path: str = "*",
+        times: int = 1,
+        rate: float | None = None,
+        retry_after: float = 1.0,
+    ) -> dict[str, Any]:
+        """Inject one fault: ``action`` is a status (``429``, ``500``...), ``"drop"`` (answer lost
+        after the request was processed), ``"delay:S"`` or ``"ok"``. It hits the next ``times``
+        matching requests, or each one with probability ``rate``."""
+        spec: dict[str, Any] = {
+            "action": str(action),
+            "method": method,
+            "path": path,
+            "retryAfter": retry_after,
+        }
+        if rate is None:
+            spec["times"] = times
+        else:
+            spec["rate"] = rate
+        result: list[dict[str, Any]] = self._send("POST", "/faults", spec)
+        return result[0]
+
+    def faults(
+        self, sequence: list[str | int], *, method: str = "*", path: str = "*", retry_after: float = 1.0
+    ) -> dict[str, Any]:
+        """Script the next matching requests: ``["429", "drop", "ok", 500]``, one action each."""
+        spec = {
+            "sequence": [str(a) for a in sequence],
+            "method": method,
+            "path": path,
+            "retryAfter": retry_after,
+        }
+        result: list[dict[str, Any]] = self._send("POST", "/faults", spec)
+        return result[0]
+
+    def active_faults(self) -> list[dict[str, Any]]:
+        """The fault rules still active."""
+        result: list[dict[str, Any]] = self._get("/faults")
+        return result
+
+    def clear_faults(self) -> None:
+        """Remove every fault rule."""
+        self._send("DELETE", "/faults")
+
+    def configure(
+        self,
+        *,
+        speed: float | None = None,
+        concurrency_limit: int | None = None,
+        concurrency_mode: str | None = None,
+        analysis_delay: float | None = None,
+    ) -> dict[str, Any]:
+        """Change run-time settings (``None`` keeps one); returns the whole config. Durations of
+        calls already created do not change."""
+        changes = {
+            "speed": speed,
+            "concurrencyLimit": concurrency_limit,
+            "concurrencyMode": concurrency_mode,
+            "analysisDelaySeconds": analysis_delay,
+        }
+        result: dict[str, Any] = self._send(
+            "PATCH", "/config", {k: v for k, v in changes.items() if v is not None}
+        )
+        return result
+
+    def config(self) -> dict[str, Any]:
+        """The current run-time settings."""
+        result: dict[str, Any] = self._get("/config")
+        return result
+
+    def calls(self) -> list[dict[str, Any]]:
+        """Every call, oldest first (admin view: no auth, not recorded, no limit)."""
+        result: list[dict[str, Any]] = self._get("/calls")
+        return result
+
+    def call(self, call_id: str) -> dict[str, Any]:
+        """One call as ``GET /call/{id}`` would answer it (not recorded)."""
+        result: dict[str, Any] = self._get(f"/calls/{call_id}")
+        return result
+
+    def wait_for(
+        self,
+        call_id: str,
+        predicate: Callable[[dict[str, Any]], bool] | None = None,
+        *,
+        status: str | None = "ended",
+        analysis: bool = False,
+        timeout: float = 10.0,
+        interval: float = 0.02,
+    ) -> dict[str, Any]:
+        """Poll (admin view) until the call has ``status`` (and ``analysis`` if asked) or
+        ``predicate(call)`` holds; returns the call, or raises TimeoutError."""
+        deadline = time.monotonic() + timeout
+        while True:
+            call = self.call(call_id)
+            if predicate is not None:
+                done = predicate(call)
+            else:
+                done = (status is None or call["status"] == status) and (not analysis or "analysis" in call)
+            if done:
+                return call
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"call {call_id} is still {call['status']} after {timeout}s")
+            time.sleep(interval)

@@ -1,0 +1,253 @@
+"""Property names the emulator accepts, copied from Vapi's OpenAPI spec (not read at run time).
+
+Vapi's API is NestJS with ``forbidNonWhitelisted``: any property a DTO does not declare is a 400
+``property X should not exist``. The emulator must catch a client that sends stale (2024-era) fields,
+so it whitelists the DTOs below exactly. Generated from ``components.schemas`` of the spec
+(VapiAI/docs ``fern/apis/api/openapi.json``, commit eabfa53) by reading each schema's
+``properties``; regenerate the same way when the spec moves.
+"""
+
+from __future__ import annotations
+
+# CreateCallDTO
+CREATE_CALL_KEYS: frozenset[str] = frozenset(
+    {
+        "assistant",
+        "assistantId",
+        "assistantOverrides",
+        "assistantVersion",
+        "customer",
+        "customerId",
+        "customers",
+        "name",
+        "phoneNumber",
+        "phoneNumberId",
+        "schedulePlan",
+        "squad",
+        "squadId",
+        "squadOverrides",
+        "transport",
+        "workflow",
+        "workflowId",
+        "workflowOverrides",
+    }
+)
+
+# CreateCustomerDTO
+CUSTOMER_KEYS: frozenset[str] = frozenset(
+    {
+        "assistantOverrides",
+        "email",
+        "extension",
+        "externalId",
+        "name",
+        "number",
+        "numberE164CheckEnabled",
+        "sipUri",
+        "squadOverrides",
+    }
+)
+
+# SchedulePlan
+SCHEDULE_PLAN_KEYS: frozenset[str] = frozenset(
+    {
+        "earliestAt",
+        "latestAt",
+    }
+)
+
+# ImportTwilioPhoneNumberDTO
+TWILIO_PHONE_NUMBER_KEYS: frozenset[str] = frozenset(
+    {
+        "assistantId",
+        "fallbackDestination",
+        "hooks",
+        "name",
+        "server",
+        "smsEnabled",
+        "squadId",
+        "twilioAccountSid",
+        "twilioApiKey",
+        "twilioApiSecret",
+        "twilioAuthToken",
+        "twilioPhoneNumber",
+        "workflowId",
+    }
+)
+
+# CreateAssistantDTO
+ASSISTANT_KEYS: frozenset[str] = frozenset(
+    {
+        "analysisPlan",
+        "artifactPlan",
+        "backgroundSound",
+        "backgroundSpeechDenoisingPlan",
+        "clientMessages",
+        "compliancePlan",
+        "credentialIds",
+        "credentials",
+        "endCallMessage",
+        "endCallPhrases",
+        "firstMessage",
+        "firstMessageInterruptionsEnabled",
+        "firstMessageMode",
+        "hooks",
+        "keypadInputPlan",
+        "maxDurationSeconds",
+        "metadata",
+        "model",
+        "modelOutputInMessagesEnabled",
+        "monitorPlan",
+        "name",
+        "observabilityPlan",
+        "server",
+        "serverMessages",
+        "startSpeakingPlan",
+        "stopSpeakingPlan",
+        "transcriber",
+        "transportConfigurations",
+        "voice",
+        "voicemailDetection",
+        "voicemailMessage",
+    }
+)
+
+# AssistantOverrides
+ASSISTANT_OVERRIDES_KEYS: frozenset[str] = frozenset(
+    {
+        "analysisPlan",
+        "artifactPlan",
+        "backgroundSound",
+        "backgroundSpeechDenoisingPlan",
+        "clientMessages",
+        "compliancePlan",
+        "credentialIds",
+        "credentials",
+        "endCallMessage",
+        "endCallPhrases",
+        "firstMessage",
+        "firstMessageInterruptionsEnabled",
+        "firstMessageMode",
+        "hooks",
+        "keypadInputPlan",
+        "maxDurationSeconds",
+        "metadata",
+        "model",
+        "modelOutputInMessagesEnabled",
+        "monitorPlan",
+        "name",
+        "observabilityPlan",
+        "server",
+        "serverMessages",
+        "startSpeakingPlan",
+        "stopSpeakingPlan",
+        "tools:append",
+        "transcriber",
+        "transportConfigurations",
+        "variableValues",
+        "voice",
+        "voicemailDetection",
+        "voicemailMessage",
+    }
+)
+
+# AnalysisPlan
+ANALYSIS_PLAN_KEYS: frozenset[str] = frozenset(
+    {
+        "minMessagesThreshold",
+        "outcomeIds",
+        "structuredDataMultiPlan",
+        "structuredDataPlan",
+        "successEvaluationPlan",
+        "summaryPlan",
+    }
+)
+
+# SummaryPlan
+SUMMARY_PLAN_KEYS: frozenset[str] = frozenset(
+    {
+        "enabled",
+        "messages",
+        "timeoutSeconds",
+    }
+)
+
+# StructuredDataPlan
+STRUCTURED_DATA_PLAN_KEYS: frozenset[str] = frozenset(
+    {
+        "enabled",
+        "messages",
+        "schema",
+        "timeoutSeconds",
+    }
+)
+
+# SuccessEvaluationPlan
+SUCCESS_EVALUATION_PLAN_KEYS: frozenset[str] = frozenset(
+    {
+        "enabled",
+        "messages",
+        "rubric",
+        "timeoutSeconds",
+    }
+)
+
+# ArtifactPlan
+ARTIFACT_PLAN_KEYS: frozenset[str] = frozenset(
+    {
+        "fullMessageHistoryEnabled",
+        "loggingEnabled",
+        "loggingPath",
+        "loggingUseCustomStorageEnabled",
+        "pcapEnabled",
+        "pcapS3PathPrefix",
+        "pcapUseCustomStorageEnabled",
+        "recordingEnabled",
+        "recordingFormat",
+        "recordingPath",
+        "recordingUseCustomStorageEnabled",
+        "scorecardIds",
+        "scorecards",
+        "structuredOutputIds",
+        "structuredOutputs",
+        "transcriptPlan",
+        "videoRecordingEnabled",
+    }
+)
+
+# CompliancePlan
+COMPLIANCE_PLAN_KEYS: frozenset[str] = frozenset(
+    {
+        "hipaaEnabled",
+        "pciEnabled",
+        "recordingConsentPlan",
+        "securityFilterPlan",
+    }
+)
+
+# Server
+SERVER_KEYS: frozenset[str] = frozenset(
+    {
+        "backoffPlan",
+        "credentialId",
+        "encryptedPaths",
+        "headers",
+        "staticIpAddressesEnabled",
+        "timeoutSeconds",
+        "url",
+    }
+)
+
+# UpdateCallDTO
+UPDATE_CALL_KEYS: frozenset[str] = frozenset(
+    {
+        "name",
+    }
+)
+
+# DeleteCallDTO
+DELETE_CALL_KEYS: frozenset[str] = frozenset(
+    {
+        "ids",
+    }
+)

@@ -1,0 +1,67 @@
+"""Optional persistence: calls and created assistants in a SQLite file (``--state FILE``).
+
+Each object is one JSON row, written when it changes. A restarted emulator reloads them and lets
+their timelines continue from wall-clock time (events that fell due while it was down are applied
+with the timestamps they would have had).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+
+class SQLiteStore:
+    """A tiny key/value store over SQLite, safe to use from several threads."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS calls (id TEXT PRIMARY KEY, data TEXT NOT NULL)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS assistants (id TEXT PRIMARY KEY, data TEXT NOT NULL)")
+
+    def load(self, table: str) -> list[dict[str, Any]]:
+        """Every row of ``calls`` or ``assistants``."""
+        with self._lock:
+            rows = self._db.execute(f"SELECT data FROM {_table(table)}").fetchall()
+        return [json.loads(data) for (data,) in rows]
+
+    def save(self, table: str, rows: list[tuple[str, dict[str, Any]]]) -> None:
+        """Insert or replace rows ``(id, object)`` in one transaction."""
+        if not rows:
+            return
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                f"INSERT OR REPLACE INTO {_table(table)} (id, data) VALUES (?, ?)",
+                [(key, json.dumps(obj, separators=(",", ":"))) for key, obj in rows],
+            )
+            self._db.execute("COMMIT")
+
+    def delete(self, table: str, key: str) -> None:
+        """Remove one row."""
+        with self._lock:
+            self._db.execute(f"DELETE FROM {_table(table)} WHERE id = ?", (key,))
+
+    def clear(self) -> None:
+        """Remove everything (the admin reset)."""
+        with self._lock:
+            self._db.execute("DELETE FROM calls")
+            self._db.execute("DELETE FROM assistants")
+
+    def close(self) -> None:
+        """Close the database."""
+        with self._lock:
+            self._db.close()
+
+
+def _table(name: str) -> str:
+    if name not in ("calls", "assistants"):
+        raise ValueError(f"unknown table {name!r}")
+    return name
