@@ -58,7 +58,7 @@ def check_outcome(call: Call, failure_outcomes: frozenset[CallOutcome]) -> None:
     outcome = call.outcome
     if outcome not in failure_outcomes:
         return
-    detail = f": {call.ended_message}" if call.ended_message else ""
+    detail = f": {call.ended_message.rstrip('.')}" if call.ended_message else ""
     raise VapiCallFailedError(
         f"Vapi call {call.id} ended with {call.ended_reason!r} (outcome {outcome.value}){detail}. "
         f"Its page: https://dashboard.vapi.ai/calls/{call.id}",

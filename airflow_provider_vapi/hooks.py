@@ -77,6 +77,13 @@ class _Attempts:
         return self.policy.delay(self.attempt, time.monotonic() - self.started, response)
 
 
+def _carries_key(call_key: str | None, key: str) -> bool:
+    """The call was created with ``key``: exactly, or as a batch's ``<key>:<i>`` / a redial's ``<key>~<n>``."""
+    if not call_key or not call_key.startswith(key):
+        return False
+    return len(call_key) == len(key) or call_key[len(key)] in ":~"
+
+
 def _vapi_messages(response: httpx.Response) -> list[str]:
     """Vapi's own reason(s) from a NestJS-shaped error body, whatever its exact shape."""
     try:
@@ -409,13 +416,15 @@ class VapiHook(BaseHook):
             mask_secret(secret)
         return model.with_idempotency_key(key)
 
-    def _find_op(self, key: str, since: datetime) -> _Op[list[Call]]:
-        calls = yield from self._list_calls_op(None, {"createdAtGe": since})
-        return [
-            c
-            for c in calls
-            if (c.idempotency_key or "") == key or (c.idempotency_key or "").startswith(f"{key}:")
-        ]
+    @staticmethod
+    def _narrowing(model: CreateCallRequest) -> dict[str, Any]:
+        """List filters that every call of this request matches: fewer calls to page through."""
+        return {"assistantId": model.assistant_id, "phoneNumberId": model.phone_number_id}
+
+    def _find_op(self, key: str, since: datetime, filters: Mapping[str, Any]) -> _Op[list[Call]]:
+        calls = yield from self._list_calls_op(None, {**filters, "createdAtGe": since})
+        found = [c for c in calls if _carries_key(c.idempotency_key, key)]
+        return sorted(found, key=lambda c: c.created_at or since)
 
     def _create_call_op(self, model: CreateCallRequest, key: str) -> _Op[Call | CallBatchResponse]:
         body = model.model_dump(by_alias=True, exclude_unset=True, mode="json")
@@ -441,7 +450,7 @@ class VapiHook(BaseHook):
             )
             if delay is None:
                 if ambiguous:
-                    found = yield from self._find_op(key, since)
+                    found = yield from self._find_op(key, since, self._narrowing(model))
                     if found:
                         return self._from_found(model, found)
                 self._raise_for(step, reply, None)
@@ -454,7 +463,7 @@ class VapiHook(BaseHook):
             )
             yield _Sleep(delay)  # type: ignore[arg-type]
             if ambiguous:
-                found = yield from self._find_op(key, since)
+                found = yield from self._find_op(key, since, self._narrowing(model))
                 if found:
                     self.log.info("The earlier attempt did create the call(s); not dialling again.")
                     return self._from_found(model, found)
@@ -490,13 +499,18 @@ class VapiHook(BaseHook):
         model = self._prepare(request, key)
         return await self._arun(self._create_call_op(model, key))
 
-    def find_calls(self, idempotency_key: str, *, created_after: datetime | None = None) -> list[Call]:
-        """Calls created with this idempotency key (a batch's calls carry ``<key>:<index>``).
+    def find_calls(
+        self, idempotency_key: str, *, created_after: datetime | None = None, **filters: Any
+    ) -> list[Call]:
+        """Calls created with this idempotency key, oldest first.
+
+        A batch's calls carry ``<key>:<index>`` and redials ``<key>~<try>``; both are found.
 
         :param created_after: where to start looking; default: the last 24 hours.
+        :param filters: narrow the listing (``assistantId``, ``phoneNumberId``).
         """
         since = created_after or datetime.now(UTC) - timedelta(days=1)
-        return self._run(self._find_op(idempotency_key, since - RECONCILE_LOOKBACK))
+        return self._run(self._find_op(idempotency_key, since - RECONCILE_LOOKBACK, filters))
 
     # -- calls: end, delete ---------------------------------------------------------------------
 

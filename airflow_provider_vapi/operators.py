@@ -314,7 +314,7 @@ class PlaceCallOperator(CallWaitMixin, BaseOperator):
         map_index = getattr(ti, "map_index", -1)
         return f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{map_index}"
 
-    def _earlier_calls(self, context: Context, key: str) -> list[Call]:
+    def _earlier_calls(self, context: Context, key: str, request: CreateCallRequest) -> list[Call]:
         """Calls an earlier try of this task instance placed (task_state_store, then Vapi)."""
         ti = context["ti"]
         if int(getattr(ti, "try_number", 1) or 1) <= 1:
@@ -329,7 +329,9 @@ class PlaceCallOperator(CallWaitMixin, BaseOperator):
         dag_run = context.get("dag_run")
         since = getattr(dag_run, "start_date", None) or getattr(dag_run, "queued_at", None)
         since = since or datetime.now(UTC) - timedelta(days=1)
-        return hook.find_calls(key, created_after=since)
+        found = hook.find_calls(key, created_after=since, **hook._narrowing(request))
+        # A single call may have been redialled on an earlier retry: the newest one counts.
+        return found if request.customers is not None else found[-1:]
 
     def _key_for_this_try(self, context: Context, base: str, earlier: list[Call]) -> str | None:
         """The key to create with, or ``None`` when the earlier call(s) must be reused."""
@@ -353,7 +355,7 @@ class PlaceCallOperator(CallWaitMixin, BaseOperator):
     def execute(self, context: Context) -> Any:
         request = self.build_request()
         base_key = self.idempotency_key(context)
-        earlier = self._earlier_calls(context, base_key)
+        earlier = self._earlier_calls(context, base_key, request)
         key = self._key_for_this_try(context, base_key, earlier)
         if key is None:
             calls, errors = earlier, list[CallBatchError]()

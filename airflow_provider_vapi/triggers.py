@@ -185,7 +185,7 @@ class CallStatusTrigger(BaseTrigger):
                 if covered:
                     wait = max(COVERED_RECHECK_FACTOR * self.poll_interval, 60.0)
                 else:
-                    wait = last_read + self.poll_interval - time.monotonic()
+                    wait = last_read + sub.fallback_interval(self.poll_interval) - time.monotonic()
                 if self.deadline is not None:
                     wait = min(wait, self.deadline - now)
                 if grace_left is not None:
@@ -193,7 +193,10 @@ class CallStatusTrigger(BaseTrigger):
                 await sub.wait(wait)
                 for call in sub.take().values():
                     self._see(call, state, sub)
-                if not sub.covered() and time.monotonic() >= last_read + self.poll_interval:
+                if (
+                    not sub.covered()
+                    and time.monotonic() >= last_read + sub.fallback_interval(self.poll_interval) - 0.001
+                ):
                     read_due = True  # the shared poll cannot vouch for us: read directly
         except VapiError as exc:
             yield self._event("error", str(exc))

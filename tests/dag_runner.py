@@ -48,8 +48,12 @@ def tries(dag_run: Any) -> dict[tuple[str, int], int]:
 
 
 def xcom(dag_run: Any, task_id: str, key: str = "return_value", map_index: int = -1) -> Any:
-    """One XCom value of a finished run, deserialized."""
-    from airflow.models.xcom import XComModel
+    """One XCom value of a finished run, deserialized (Airflow 3, and 2.11 through the TI)."""
+    try:
+        from airflow.models.xcom import XComModel
+    except ImportError:  # Airflow 2
+        ti = dag_run.get_task_instance(task_id, map_index=map_index)
+        return ti.xcom_pull(task_ids=task_id, key=key, map_indexes=map_index)
     from airflow.utils.session import create_session
 
     with create_session() as session:
