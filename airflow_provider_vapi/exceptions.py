@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from airflow.providers.common.compat.sdk import AirflowException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
 
 class VapiError(AirflowException):
@@ -84,8 +84,8 @@ class VapiCallFailedError(VapiError):
         super().__init__(message, call_id=call_id)
 
 
-class VapiCallTimeoutError(VapiError):
-    """The wait for a call ran past its deadline."""
+class VapiCallTimeoutError(VapiError, AirflowFailException):
+    """The wait for a call ran past its deadline and the call was ended: final, never retried."""
 
 
 _BY_STATUS: dict[int, type[VapiAPIError]] = {

@@ -68,6 +68,8 @@ class CallWaitMixin:
     end_call_on_timeout: bool
     execution_timeout: timedelta | None
     log: Any
+    #: Raised when the wait passes its deadline (the sensor raises AirflowSensorTimeout instead).
+    timeout_error: type[Exception] = VapiCallTimeoutError
 
     def _hook(self) -> VapiHook:
         return VapiHook(self.vapi_conn_id)
@@ -131,7 +133,8 @@ class CallWaitMixin:
             pending = list(event.get("pending") or call_ids)
             if self.end_call_on_timeout:
                 self._end_calls(pending)
-            raise AirflowSensorTimeout(f"Timed out waiting for Vapi call(s) {', '.join(pending)}.")
+            ended = " (ended them)" if self.end_call_on_timeout else ""
+            raise self.timeout_error(f"Timed out waiting for Vapi call(s) {', '.join(pending)}{ended}.")
         raise VapiError(f"Waiting for Vapi call(s) failed: {event.get('message')}")
 
     def _end_calls(self, call_ids: Sequence[str]) -> None:
@@ -175,6 +178,7 @@ class CallStatusSensor(CallWaitMixin, BaseSensorOperator):
     """
 
     template_fields: Sequence[str] = ("call_id", "vapi_conn_id")
+    timeout_error = AirflowSensorTimeout
     operator_extra_links = (VapiCallLink(),)
     ui_color = "#d9f0ff"
 
@@ -224,9 +228,4 @@ class CallStatusSensor(CallWaitMixin, BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Resumed from the trigger: read the calls once more and apply the outcome policy."""
-        try:
-            return self._complete(event, self._single())
-        except AirflowSensorTimeout:
-            raise
-        except VapiCallTimeoutError as exc:  # pragma: no cover - defensive
-            raise AirflowSensorTimeout(str(exc)) from exc
+        return self._complete(event, self._single())

@@ -209,10 +209,13 @@ def test_a_deferred_wait_that_times_out_ends_the_live_call(vapi_emulator: Any) -
                 deferrable=True,
                 poll_interval=0.2,
                 timeout=1.5,
+                retries=2,
+                retry_delay=timedelta(seconds=0),
             )
         """,
     )
     assert states(dag_run) == {("call", -1): "failed"}
+    assert tries(dag_run) == {("call", -1): 1}, "a timed-out wait ended the call: retrying cannot help"
     (call,) = vapi_emulator.calls()
     assert call["status"] == "ended" and call["endedReason"] == "manually-canceled"
 
