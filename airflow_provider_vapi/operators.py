@@ -69,9 +69,13 @@ class PlaceCallOperator(CallWaitMixin, BaseOperator):
         moved to their current place with a warning.
     :param assistant_overrides: overrides for the assistant (camelCase JSON).
     :param assistant_version: a version of ``assistant_id``.
-    :param squad_id: / :param squad: / :param squad_overrides: a squad instead of an assistant.
-    :param workflow_id: / :param workflow: / :param workflow_overrides: a workflow instead.
-    :param phone_number_id: the caller line (a number imported into Vapi), or
+    :param squad_id: a saved squad's id, instead of an assistant.
+    :param squad: an inline squad (its members' 2024 fields are upgraded like an assistant's).
+    :param squad_overrides: overrides applied to every member of the squad.
+    :param workflow_id: a saved workflow's id, instead of an assistant.
+    :param workflow: an inline workflow.
+    :param workflow_overrides: overrides for the workflow (``variableValues``).
+    :param phone_number_id: the caller line (a number imported into Vapi); or else
     :param phone_number: a transient Twilio number (``twilioPhoneNumber``, ``twilioAccountSid``,
         ``twilioAuthToken``; the token is masked everywhere).
     :param customer: the person to call: an E.164 number string (``"+14155550123"``) or a dict

@@ -96,3 +96,11 @@ def test_connection_from_uri(monkeypatch: pytest.MonkeyPatch, uri: str, base_url
 def test_connection_from_json_with_a_scheme(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_VAPI_DEFAULT", vapi_conn_json("http://127.0.0.1:8787/", "k", timeout=3))
     assert VapiHook().base_url == "http://127.0.0.1:8787"
+
+
+def test_airflow_providers_cli_lists_the_provider_and_its_hook() -> None:
+    env = dict(os.environ)
+    listed = _airflow_cli("providers", "list", "-o", "json", env=env)
+    assert '"airflow-provider-vapi"' in listed.stdout, listed.stdout[-2000:] + listed.stderr[-2000:]
+    hooks = _airflow_cli("providers", "hooks", "-o", "json", env=env)
+    assert "airflow_provider_vapi.hooks.VapiHook" in hooks.stdout, hooks.stderr[-2000:]
