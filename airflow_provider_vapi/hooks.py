@@ -299,7 +299,7 @@ class VapiHook(BaseHook):
             ) from reply
         status = reply.status_code
         messages = _vapi_messages(reply)
-        said = "; ".join(messages) or reply.reason_phrase
+        said = "; ".join(messages).rstrip(".") or reply.reason_phrase
         hint = ""
         if status in (401, 403):
             hint = (

@@ -219,6 +219,7 @@ class PlaceCallOperator(CallWaitMixin, BaseOperator):
         self.fail_on_batch_errors = fail_on_batch_errors
         self.redial_on_retry = redial_on_retry
         self.end_call_on_timeout = True
+        self.end_call_on_kill = True
         self._waiting_on: list[str] = []
 
     # -- templating -----------------------------------------------------------------------------

@@ -66,6 +66,7 @@ class CallWaitMixin:
     analysis_grace_period: float
     failure_outcomes: frozenset[CallOutcome]
     end_call_on_timeout: bool
+    end_call_on_kill: bool
     execution_timeout: timedelta | None
     log: Any
     #: Raised when the wait passes its deadline (the sensor raises AirflowSensorTimeout instead).
@@ -116,6 +117,7 @@ class CallWaitMixin:
                 poll_interval=poll_interval,
                 deadline=self._deadline(timeout),
                 analysis_grace_period=self.analysis_grace_period,
+                end_on_kill=self.end_call_on_kill,
             ),
             method_name="execute_complete",
             # The trigger enforces the deadline itself and reports it, so the task can end the
@@ -171,6 +173,9 @@ class CallStatusSensor(CallWaitMixin, BaseSensorOperator):
         ``[operators] default_deferrable``). The first check happens before deferring.
     :param end_call_on_timeout: end the call through ``monitor.controlUrl`` when the wait times
         out (default ``False``: the sensor did not place it).
+    :param end_call_on_kill: end the live call when a user kills the wait (marks the deferred task
+        failed or success, or clears it): "stop waiting" usually means "stop calling" too
+        (default ``True``; set ``False`` to let the call go on).
     :param poke_interval: seconds between checks (also the trigger's poll interval).
     :param timeout: seconds before the wait fails with ``AirflowSensorTimeout``; honoured in
         deferrable mode through a wall-clock deadline in the trigger.
@@ -191,6 +196,7 @@ class CallStatusSensor(CallWaitMixin, BaseSensorOperator):
         analysis_grace_period: float = DEFAULT_ANALYSIS_GRACE_PERIOD,
         deferrable: bool | None = None,
         end_call_on_timeout: bool = False,
+        end_call_on_kill: bool = True,
         poke_interval: float = 10.0,
         **kwargs: Any,
     ) -> None:
@@ -201,6 +207,7 @@ class CallStatusSensor(CallWaitMixin, BaseSensorOperator):
         self.analysis_grace_period = analysis_grace_period
         self.deferrable = _default_deferrable() if deferrable is None else deferrable
         self.end_call_on_timeout = end_call_on_timeout
+        self.end_call_on_kill = end_call_on_kill
 
     def _ids(self) -> list[str]:
         return parse_call_ids(self.call_id)
