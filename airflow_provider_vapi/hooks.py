@@ -222,8 +222,11 @@ class VapiHook(BaseHook):
         """The hook's pooled async client, bound to the running event loop."""
         loop = asyncio.get_running_loop()
         if self._aclient is None or self._aclient_loop is not loop:
-            self._aclient = httpx.AsyncClient(**self._client_kwargs(await self._aload_settings()))
-            self._aclient_loop = loop
+            settings = await self._aload_settings()
+            # Checked again after the await: a concurrent first request may have built it meanwhile.
+            if self._aclient is None or self._aclient_loop is not loop:
+                self._aclient = httpx.AsyncClient(**self._client_kwargs(settings))
+                self._aclient_loop = loop
         return self._aclient
 
     def close(self) -> None:
@@ -402,7 +405,7 @@ class VapiHook(BaseHook):
 
     # -- calls: create --------------------------------------------------------------------------
 
-    def _prepare(self, request: CreateCallRequest | Mapping[str, Any], key: str) -> CreateCallRequest:
+    def _prepare(self, request: CreateCallRequest | Mapping[str, Any]) -> CreateCallRequest:
         if isinstance(request, CreateCallRequest):
             model = request
         else:
@@ -414,7 +417,7 @@ class VapiHook(BaseHook):
                 ) from exc
         for secret in model.secret_values():
             mask_secret(secret)
-        return model.with_idempotency_key(key)
+        return model
 
     @staticmethod
     def _narrowing(model: CreateCallRequest) -> dict[str, Any]:
@@ -427,8 +430,7 @@ class VapiHook(BaseHook):
         return sorted(found, key=lambda c: c.created_at or since)
 
     def _create_call_op(self, model: CreateCallRequest, key: str) -> _Op[Call | CallBatchResponse]:
-        body = model.model_dump(by_alias=True, exclude_unset=True, mode="json")
-        step = _Send("POST", "/call", json=body)
+        step = _Send("POST", "/call", json=model.wire_with_idempotency_key(key))
         attempts = _Attempts(self._policy())
         since = datetime.now(UTC) - RECONCILE_LOOKBACK
         while True:
@@ -488,16 +490,14 @@ class VapiHook(BaseHook):
         :raises VapiInvalidRequestError: the request breaks a rule; nothing was sent.
         """
         key = idempotency_key or uuid.uuid4().hex
-        model = self._prepare(request, key)
-        return self._run(self._create_call_op(model, key))
+        return self._run(self._create_call_op(self._prepare(request), key))
 
     async def acreate_call(
         self, request: CreateCallRequest | Mapping[str, Any], *, idempotency_key: str | None = None
     ) -> Call | CallBatchResponse:
         """Async twin of :meth:`create_call`."""
         key = idempotency_key or uuid.uuid4().hex
-        model = self._prepare(request, key)
-        return await self._arun(self._create_call_op(model, key))
+        return await self._arun(self._create_call_op(self._prepare(request), key))
 
     def find_calls(
         self, idempotency_key: str, *, created_after: datetime | None = None, **filters: Any

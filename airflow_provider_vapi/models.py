@@ -471,7 +471,13 @@ class CreateCallRequest(_RequestModel):
         return "assistant"
 
     def with_idempotency_key(self, key: str) -> Self:
-        """A copy carrying ``key`` in the metadata that Vapi echoes back on the created call(s).
+        """A copy carrying ``key`` in the metadata Vapi echoes back (see :meth:`wire_with_idempotency_key`)."""
+        copy = type(self).model_validate(self.wire_with_idempotency_key(key))
+        copy._input_secrets = list(self._input_secrets)
+        return copy
+
+    def wire_with_idempotency_key(self, key: str) -> dict[str, Any]:
+        """The body to send, carrying ``key`` in the metadata Vapi echoes back on the created call(s).
 
         Assistant calls: ``assistantOverrides.metadata``; squad calls: ``squadOverrides.metadata``
         (an ``AssistantOverrides`` applied to every member). ``WorkflowOverrides`` has no metadata,
@@ -491,9 +497,7 @@ class CreateCallRequest(_RequestModel):
         else:
             target = "squadOverrides" if source == "squad" else "assistantOverrides"
             _put(wire, (target, "metadata"), key)
-        copy = type(self).model_validate(wire)
-        copy._input_secrets = list(self._input_secrets)
-        return copy
+        return wire
 
     def secret_values(self) -> list[str]:
         """Every secret in the body (for Airflow's secret masker), found by key name."""

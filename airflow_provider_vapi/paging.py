@@ -65,10 +65,14 @@ class Window:
     def split(self, stamps: list[datetime]) -> list[Window]:
         """Two windows covering this one, after it answered a full page with these timestamps."""
         oldest, newest = min(stamps), max(stamps)
-        if self.low is None:
-            # Unbounded below: what is older than anything seen, and what is not.
-            return [self._with(None, oldest), self._with(oldest, self.high)]
         top = self.high if self.high is not None else newest + _TICK
+        if self.low is None:
+            # Unbounded below: what is older than anything seen, then the seen span in two halves
+            # (a window holding the whole full page would only come back full again).
+            middle = oldest + (top - oldest) / 2
+            if top - oldest <= _TICK:
+                return [self._with(None, oldest), self._with(oldest, self.high)]
+            return [self._with(None, oldest), self._with(oldest, middle), self._with(middle, self.high)]
         if top - self.low <= _TICK:
             raise PagingError(
                 f"More than {PAGE_MAX} calls have the same {self.field} ({iso(self.low)}): "

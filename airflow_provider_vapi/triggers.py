@@ -146,7 +146,6 @@ class CallStatusTrigger(BaseTrigger):
         try:
             while True:
                 if read_due:
-                    last_read = time.monotonic()
                     read_due = False
                     try:
                         for call in await sub.get_calls(list(state.seen)):
@@ -170,6 +169,10 @@ class CallStatusTrigger(BaseTrigger):
                                 list(state.seen),
                             )
                             return
+                    finally:
+                        # Like a poll loop that sleeps after each check: the next direct read is
+                        # due an interval after this one *ended*, however long it queued.
+                        last_read = time.monotonic()
                 grace_left = self._settle_by_grace(state, sub)
                 if not state.seen:
                     yield self._event("success", f"{len(self.call_ids)} call(s) ended.")

@@ -1,0 +1,465 @@
+"""One poll of Vapi's change feed per connection and event loop, shared by every waiting trigger.
+
+A campaign defers hundreds or thousands of tasks at once. Polling ``GET /call/{id}`` for each of
+them costs N requests per interval; instead, every ``CallStatusTrigger`` of one triggerer process
+that uses the same connection subscribes to one :class:`CallWatcher`, which asks Vapi once per
+interval what changed (``GET /call?updatedAtGt=<cursor>``, paged by time windows past 1,000) and
+hands each changed call to exactly the subscriptions that wait for it.
+
+Correctness rests on three rules:
+
+* **The cursor is Vapi's time, never ours.** It is derived from ``updatedAt`` values Vapi has
+  returned, so a skewed triggerer clock cannot make it skip changes. Each poll reaches back
+  :data:`OVERLAP` behind the newest ``updatedAt`` seen (rows stamped before they were visible,
+  Vapi servers' own skew) and the overlap is de-duplicated by ``(id, updatedAt)``. Once a stamp
+  has been known for OVERLAP seconds (measured as a duration, so skew-free) the cursor moves up
+  to it, and a quiet account is not listed over and over.
+* **A subscriber knows what it may rely on.** It subscribes *before* it reads its calls directly,
+  and is *covered* (may stop reading them itself) only when the watcher is healthy and its own
+  direct read either started after the watcher's current run chose its first cursor, or returned
+  ``updatedAt`` values no older than that cursor. Every later change then has a newer ``updatedAt``
+  than the cursor and reaches it.
+* **Failure is visible.** A poll that fails marks the watcher unhealthy and wakes every
+  subscriber, which falls back to direct polling; the cursor does not move, so the first poll that
+  succeeds again delivers everything missed and the subscribers return to waiting. The last
+  subscriber leaving stops the watcher.
+
+Watchers are keyed by event loop as well as connection id: the triggerer runs one loop, tests and
+tools create many, and an ``httpx.AsyncClient`` belongs to the loop that created it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from collections import Counter, deque
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+
+from airflow_provider_vapi.hooks import VapiHook
+from airflow_provider_vapi.models import Call
+from airflow_provider_vapi.paging import PagingError
+from airflow_provider_vapi.retries import RetryPolicy
+
+log = logging.getLogger(__name__)
+
+#: How far behind the newest ``updatedAt`` seen each poll starts again.
+OVERLAP = timedelta(seconds=5)
+#: A new watcher run never starts its cursor further back than this before the newest ``updatedAt``
+#: seen: a subscriber whose calls last changed earlier reads them directly once more instead.
+BOOTSTRAP_HORIZON = timedelta(minutes=10)
+#: Direct reads in flight at once per watcher (the startup check of a thousand triggers).
+DIRECT_READ_CONCURRENCY = 8
+#: After this many failed polls in a row the watcher starts a new run (a fresh cursor).
+RESTART_AFTER_FAILURES = 10
+
+
+class Subscription:
+    """One trigger's interest in some calls of one watcher.
+
+    The trigger reads its calls with :meth:`get_calls` (which also tells the watcher what it has
+    seen), waits with :meth:`wait`, collects what the watcher delivered with :meth:`take`, and asks
+    :meth:`covered` whether it may rely on the watcher instead of polling itself.
+    """
+
+    __slots__ = ("_changed", "_inbox", "_watcher", "call_ids", "checked_at", "closed", "floor", "interval")
+
+    def __init__(self, watcher: CallWatcher, call_ids: Iterable[str], interval: float) -> None:
+        self._watcher = watcher
+        self.call_ids = set(call_ids)
+        self.interval = interval
+        self._changed = asyncio.Event()
+        self._inbox: dict[str, Call] = {}
+        #: ``time.monotonic()`` when the last complete direct read of the calls started.
+        self.checked_at: float | None = None
+        #: The oldest ``updatedAt`` that direct read returned.
+        self.floor: datetime | None = None
+        self.closed = False
+
+    # -- trigger side ---------------------------------------------------------------------------
+
+    async def get_calls(self, call_ids: Sequence[str]) -> list[Call]:
+        """Read the calls directly (``GET /call/{id}``, through the watcher's pooled client).
+
+        Records when the read started and the oldest ``updatedAt`` it saw, which is what
+        :meth:`covered` judges by. Raises what the hook raises.
+        """
+        started = time.monotonic()
+        calls = await self._watcher.read_calls(call_ids)
+        if self.call_ids <= set(call_ids):
+            stamps = [c.updated_at for c in calls if c.updated_at is not None]
+            first = self.checked_at is None
+            self.checked_at = started
+            self.floor = min(stamps) if stamps and len(stamps) == len(calls) else None
+            self._watcher.read_done(first)
+        return calls
+
+    def done_with(self, call_id: str) -> None:
+        """This call needs watching no more (it settled): stop delivering it."""
+        if call_id in self.call_ids:
+            self.call_ids.discard(call_id)
+            self._watcher.unwatch(self, call_id)
+
+    def covered(self) -> bool:
+        """May the trigger rely on the watcher to hand it every change of its calls?"""
+        return self._watcher.covers(self)
+
+    def fallback_interval(self, interval: float) -> float:
+        """How long after its last direct read an uncovered trigger reads again: its own interval,
+        or a few while the watcher is still starting (its first answer will likely cover it)."""
+        return interval * 3 if self._watcher.starting else interval
+
+    def take(self) -> dict[str, Call]:
+        """The newest delivered state of each call that changed since the last take."""
+        inbox, self._inbox = self._inbox, {}
+        self._changed.clear()
+        return inbox
+
+    async def wait(self, timeout: float | None) -> None:
+        """Until the watcher delivers a change or its health changes, or ``timeout`` seconds."""
+        if self._changed.is_set():
+            return
+        if timeout is not None and timeout <= 0:
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                await self._changed.wait()
+        except TimeoutError:
+            pass
+
+    def close(self) -> None:
+        """Leave the watcher (it stops when its last subscriber leaves). Safe to call twice."""
+        if not self.closed:
+            self.closed = True
+            self._watcher.unsubscribe(self)
+
+    # -- watcher side ---------------------------------------------------------------------------
+
+    def deliver(self, call: Call) -> None:
+        self._inbox[call.id] = call
+        self._changed.set()
+
+    def poke(self) -> None:
+        self._changed.set()
+
+
+class CallWatcher:
+    """The shared poller of one connection in one event loop (see the module docstring).
+
+    Obtain subscriptions with :func:`subscribe`; the watcher itself is an implementation detail,
+    exposed for tests and benchmarks through :func:`active_watchers`.
+    """
+
+    def __init__(self, vapi_conn_id: str, loop: asyncio.AbstractEventLoop) -> None:
+        self.vapi_conn_id = vapi_conn_id
+        self.loop = loop
+        self._subs: set[Subscription] = set()
+        self._unchecked = 0  # subscribers yet to finish their first direct read
+        self._intervals: Counter[float] = Counter()  # subscribers by the interval they ask for
+        self._min_interval = float("inf")
+        self._by_call: dict[str, set[Subscription]] = {}
+        self._read_hook = VapiHook(vapi_conn_id)
+        self._poll_hook: VapiHook | None = None
+        self._reads = asyncio.Semaphore(DIRECT_READ_CONCURRENCY)
+        self._client_lock = asyncio.Lock()
+        self._client_ready = False
+        self._task: asyncio.Task[None] | None = None
+        self._wakeup = asyncio.Event()
+        # The current run: its first cursor, when it was chosen, the cursor now.
+        self._first_cursor: datetime | None = None
+        self._covers_from: float | None = None
+        self._cursor: datetime | None = None
+        self._healthy = False
+        self._failing = False
+        self._started_at = time.monotonic()
+        self._failures = 0
+        #: The newest ``updatedAt`` Vapi has shown this watcher (polls and direct reads alike).
+        self._newest_seen: datetime | None = None
+        #: Watched calls delivered with ``updatedAt`` still inside the overlap: de-duplication.
+        self._recent: dict[str, datetime] = {}
+        #: ``(newest updatedAt of a poll, time.monotonic() it was first seen)``, increasing.
+        self._marks: deque[tuple[datetime, float]] = deque()
+        self.polls = 0
+        self.failed_polls = 0
+        self.delivered = 0
+
+    # -- subscriptions --------------------------------------------------------------------------
+
+    def subscribe(self, call_ids: Iterable[str], interval: float) -> Subscription:
+        sub = Subscription(self, call_ids, interval)
+        self._subs.add(sub)
+        self._unchecked += 1
+        for call_id in sub.call_ids:
+            self._by_call.setdefault(call_id, set()).add(sub)
+        if self._task is None or self._task.done():
+            self._started_at = time.monotonic()
+            self._task = self.loop.create_task(self._run(), name=f"vapi-watcher-{self.vapi_conn_id}")
+        self._intervals[interval] += 1
+        if interval < self._min_interval:
+            self._min_interval = interval
+            self._wakeup.set()  # poll at the new, shorter interval from now on
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        if sub not in self._subs:
+            return
+        self._subs.discard(sub)
+        if sub.checked_at is None:
+            self._unchecked -= 1
+        self._intervals[sub.interval] -= 1
+        if not self._intervals[sub.interval]:
+            del self._intervals[sub.interval]
+            self._min_interval = min(self._intervals, default=float("inf"))
+        for call_id in sub.call_ids:
+            self.unwatch(sub, call_id)
+        if not self._subs:
+            _forget(self)
+            if self._task is not None and not self._task.done():
+                self._task.cancel()
+
+    def unwatch(self, sub: Subscription, call_id: str) -> None:
+        subs = self._by_call.get(call_id)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._by_call[call_id]
+                self._recent.pop(call_id, None)
+
+    @property
+    def subscriptions(self) -> tuple[Subscription, ...]:
+        return tuple(self._subs)
+
+    @property
+    def healthy(self) -> bool:
+        """The last poll succeeded: subscribers it covers may rely on it."""
+        return self._healthy
+
+    @property
+    def starting(self) -> bool:
+        """Just started, no poll has succeeded or failed yet: its first answer is imminent."""
+        return (
+            not self._healthy
+            and not self._failing
+            and time.monotonic() - self._started_at < 3 * self._interval()
+        )
+
+    def covers(self, sub: Subscription) -> bool:
+        """The coverage rule of the module docstring."""
+        if not self._healthy or self._covers_from is None or sub.checked_at is None:
+            return False
+        if sub.checked_at >= self._covers_from:
+            return True
+        return (
+            sub.floor is not None
+            and self._first_cursor is not None
+            and sub.floor - OVERLAP >= self._first_cursor
+        )
+
+    def _interval(self) -> float:
+        return self._min_interval
+
+    # -- direct reads ---------------------------------------------------------------------------
+
+    async def read_calls(self, call_ids: Sequence[str]) -> list[Call]:
+        """``GET /call/{id}`` for each id, at most :data:`DIRECT_READ_CONCURRENCY` in flight."""
+
+        async def read(call_id: str) -> Call:
+            async with self._reads:
+                return await self._read_hook.aget_call(call_id)
+
+        if not self._client_ready:
+            # The hook builds its client on first use; concurrent first uses would build many.
+            async with self._client_lock:
+                await self._read_hook.aget_conn()
+                self._client_ready = True
+
+        if len(call_ids) == 1:
+            calls = [await read(call_ids[0])]
+        else:
+            calls = list(await asyncio.gather(*(read(cid) for cid in call_ids)))
+        self._note_seen(calls)
+        return calls
+
+    def _note_seen(self, calls: Iterable[Call]) -> None:
+        newest = self._newest_seen
+        for call in calls:
+            stamp = call.updated_at
+            if stamp is not None and (newest is None or stamp > newest):
+                newest = stamp
+        self._newest_seen = newest
+
+    # -- the poll loop --------------------------------------------------------------------------
+
+    def _ready_to_start(self) -> bool:
+        return self._newest_seen is not None and self._unchecked == 0
+
+    def read_done(self, first: bool) -> None:
+        """A subscriber finished a complete direct read: perhaps the run can start now."""
+        if first:
+            self._unchecked -= 1
+        if self._cursor is None and self._unchecked == 0:
+            self._wakeup.set()
+
+    def _start_run(self) -> bool:
+        """Choose the first cursor of a new run from what Vapi has shown; False if nothing yet."""
+        if self._newest_seen is None:
+            return False
+        floors = [s.floor for s in self._subs if s.floor is not None]
+        start = self._newest_seen - BOOTSTRAP_HORIZON
+        if floors:
+            start = max(start, min(floors))
+        self._first_cursor = self._cursor = start - OVERLAP
+        self._covers_from = time.monotonic()
+        self._recent.clear()
+        self._marks.clear()
+        self._failures = 0
+        log.debug("Vapi watcher %s: new run from %s", self.vapi_conn_id, self._cursor)
+        return True
+
+    def _set_health(self, healthy: bool) -> None:
+        if healthy != self._healthy:
+            self._healthy = healthy
+            for sub in self._subs:
+                sub.poke()
+
+    async def _run(self) -> None:
+        try:
+            next_at = time.monotonic() + self._interval()
+            while self._subs:
+                self._wakeup.clear()
+                # A new run starts as soon as every subscriber has read its calls once: its first
+                # cursor then covers them all, and nobody needs to read again.
+                early = self._cursor is None and self._ready_to_start()
+                delay = next_at - time.monotonic()
+                if not early and delay > 0:
+                    try:
+                        async with asyncio.timeout(delay):
+                            await self._wakeup.wait()
+                    except TimeoutError:
+                        pass
+                    else:  # a shorter interval, or the subscribers' first reads are in: re-plan
+                        next_at = min(next_at, time.monotonic() + self._interval())
+                        continue
+                interval = self._interval()
+                now = time.monotonic()
+                next_at = now + interval if early else max(next_at + interval, now)
+                if self._cursor is None and not self._start_run():
+                    continue
+                await self._poll_once(interval)
+        finally:
+            self._healthy = False
+            self._covers_from = None
+            for sub in self._subs:
+                sub.poke()
+            for hook in (self._read_hook, self._poll_hook):
+                if hook is not None:
+                    try:
+                        await hook.aclose()
+                    except Exception:  # closing must not mask why the loop ended
+                        log.debug("closing the watcher's client failed", exc_info=True)
+
+    def _hook_for_polls(self, interval: float) -> VapiHook:
+        if self._poll_hook is None:
+            # Fail fast: while a poll retries, every subscriber waits; better fall back to direct.
+            self._poll_hook = VapiHook(
+                self.vapi_conn_id,
+                retry_policy=RetryPolicy(
+                    max_attempts=2, base_delay=min(1.0, interval / 4), max_delay=interval, max_total=interval
+                ),
+            )
+        return self._poll_hook
+
+    async def _poll_once(self, interval: float) -> None:
+        assert self._cursor is not None
+        self.polls += 1
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(max(10.0, 5 * interval)):
+                calls = await self._hook_for_polls(interval).alist_calls(updatedAtGt=self._cursor)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # any failure: subscribers poll directly until a poll succeeds
+            self.failed_polls += 1
+            self._failures += 1
+            self._failing = True
+            log.warning("Polling Vapi for changed calls failed (%s); triggers poll directly.", exc)
+            self._set_health(False)
+            if isinstance(exc, PagingError) or self._failures >= RESTART_AFTER_FAILURES:
+                self._cursor = self._first_cursor = self._covers_from = None
+            return
+        self._failures = 0
+        self._failing = False
+        self._dispatch(calls, started)
+        self._set_health(True)
+
+    def _dispatch(self, calls: list[Call], started: float) -> None:
+        self._note_seen(calls)
+        recent = self._recent
+        by_call = self._by_call
+        newest: datetime | None = None
+        for call in calls:
+            stamp = call.updated_at
+            if stamp is None:
+                continue
+            if newest is None or stamp > newest:
+                newest = stamp
+            subs = by_call.get(call.id)
+            if not subs:
+                continue
+            if recent.get(call.id) == stamp:
+                continue  # already delivered: the overlap returned it again
+            recent[call.id] = stamp
+            self.delivered += 1
+            for sub in subs:
+                sub.deliver(call)
+        # Only the poll's own answer moves the cursor: a direct read may show a stamp newer than a
+        # change this poll missed while it paged (that change's stamp is newer than anything the
+        # poll itself returned, see paging.Window.split: the open-ended window is read first).
+        if self._cursor is None:
+            return
+        cursor = self._cursor
+        if newest is not None:
+            cursor = max(cursor, newest - OVERLAP)
+            if not self._marks or newest > self._marks[-1][0]:
+                self._marks.append((newest, time.monotonic()))
+        # A stamp this poll's answer first showed OVERLAP (our seconds) before the poll started is
+        # settled: whatever was stamped before it had time to become visible, and was listed. So
+        # a quiet account is not listed again and again for the OVERLAP behind its last change.
+        while self._marks and self._marks[0][1] <= started - OVERLAP.total_seconds():
+            cursor = max(cursor, self._marks.popleft()[0])
+        if cursor != self._cursor:
+            self._cursor = cursor
+            self._recent = {cid: stamp for cid, stamp in recent.items() if stamp > cursor}
+
+
+_WATCHERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, CallWatcher]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def subscribe(vapi_conn_id: str, call_ids: Iterable[str], interval: float) -> Subscription:
+    """Subscribe to the watcher of this connection in the running loop (created on first use)."""
+    loop = asyncio.get_running_loop()
+    watchers = _WATCHERS.setdefault(loop, {})
+    watcher = watchers.get(vapi_conn_id)
+    if watcher is None:
+        watcher = watchers[vapi_conn_id] = CallWatcher(vapi_conn_id, loop)
+    return watcher.subscribe(call_ids, interval)
+
+
+def _forget(watcher: CallWatcher) -> None:
+    watchers = _WATCHERS.get(watcher.loop)
+    if watchers is not None and watchers.get(watcher.vapi_conn_id) is watcher:
+        del watchers[watcher.vapi_conn_id]
+        if not watchers:
+            _WATCHERS.pop(watcher.loop, None)
+
+
+def active_watchers(loop: asyncio.AbstractEventLoop | None = None) -> dict[str, CallWatcher]:
+    """The watchers running in ``loop`` (default: the running loop), by connection id."""
+    return dict(_WATCHERS.get(loop or asyncio.get_running_loop(), {}))
+
+
+__all__ = ["OVERLAP", "CallWatcher", "Subscription", "active_watchers", "subscribe"]
