@@ -7,7 +7,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 
-.PHONY: install demo test test-fast lint bench emulator clean
+COMPAT_AIRFLOW ?= 2.11.0
+COMPAT_VENV := .venv-airflow$(COMPAT_AIRFLOW)
+COMPAT_STAMP := $(COMPAT_VENV)/.installed
+
+.PHONY: install demo test test-fast test-system test-compat lint bench emulator clean
 
 install: $(STAMP)
 
@@ -21,10 +25,26 @@ demo: $(STAMP)
 	$(PY) -m example_dags.demo
 
 test: $(STAMP)
+	@bash .ci/system-deps.sh
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-system: $(STAMP)
+	@bash .ci/system-deps.sh
+	$(PY) -m pytest -q -m system tests/system $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not system" $(PYTEST_ARGS)
+
+# The oldest Airflow we support, through apache-airflow-providers-common-compat: every test that
+# does not need a real Airflow 3 deployment, in a venv of its own.
+test-compat: $(COMPAT_STAMP)
+	$(COMPAT_VENV)/bin/python -m pytest -q -m "not system" -p no:cacheprovider --ignore=tests/system $(PYTEST_ARGS)
+
+$(COMPAT_STAMP): pyproject.toml
+	@test -x $(COMPAT_VENV)/bin/python || $(PYTHON) -m venv $(COMPAT_VENV)
+	@$(COMPAT_VENV)/bin/pip install -q --disable-pip-version-check uv
+	$(COMPAT_VENV)/bin/uv pip install -q --python $(COMPAT_VENV)/bin/python -e '.[dev]' "apache-airflow==$(COMPAT_AIRFLOW)"
+	@touch $@
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -38,4 +58,4 @@ emulator: $(STAMP)
 	$(VENV)/bin/vapi-emulator
 
 clean:
-	rm -rf $(VENV) .demo .airflow-test .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .venv-airflow* .demo .airflow-test .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -18,9 +18,8 @@ DEFAULT_FAILURE_OUTCOMES: tuple[str, ...] = (CallOutcome.ERROR.value,)
 
 
 def analysis_expected(call: Call) -> bool:
-    """Vapi analyses only conversations: fewer than two messages means no analysis will come."""
-    if call.outcome is not CallOutcome.COMPLETED:
-        return False
+    """Vapi analyses every call with two messages or more, whatever its outcome (a conversation
+    that was cancelled or broke off is analysed too); fewer means no analysis will come."""
     artifact = call.artifact if isinstance(call.artifact, dict) else {}
     messages = artifact.get("messages") or getattr(call, "messages", None) or []
     return len(messages) >= 2
