@@ -249,3 +249,28 @@ def test_bad_inputs_fail_at_once_and_send_nothing(vapi_emulator: Any) -> None:
     assert states(dag_run) == {(name, -1): "failed" for name in BAD_INPUTS}
     assert tries(dag_run) == {(name, -1): 1 for name in BAD_INPUTS}, "bad input must not be retried"
     assert vapi_emulator.requests() == [], "nothing may reach Vapi"
+
+
+def test_one_sensor_waits_for_every_call_of_a_mapped_upstream(vapi_emulator: Any) -> None:
+    dag_run = run_dag(
+        "mapped_upstream",
+        f"""
+        with DAG("mapped_upstream", start_date=datetime(2026, 1, 1), schedule=None) as dag:
+            place = PlaceCallOperator.partial(
+                task_id="place_call",
+                assistant_id={vapi_emulator.assistant_id!r},
+                phone_number_id={vapi_emulator.phone_number_id!r},
+            ).expand(customer=["+14155550601", "+14155550602"])
+            wait = CallStatusSensor(
+                task_id="wait",
+                call_id="{{{{ ti.xcom_pull(task_ids='place_call') }}}}",
+                deferrable=True,
+                poke_interval=0.2,
+            )
+            place >> wait
+        """,
+    )
+    assert states(dag_run)[("wait", -1)] == "success"
+    finals = xcom(dag_run, "wait")
+    assert sorted(c["id"] for c in finals) == sorted(c["id"] for c in vapi_emulator.calls())
+    assert all(c["outcome"] == "completed" and c["analysis"]["structuredData"] for c in finals)
