@@ -370,8 +370,8 @@ class PlaceCallOperator(CallWaitMixin, BaseOperator):
                 (result.results, result.errors) if isinstance(result, CallBatchResponse) else ([result], [])
             )
         call_ids = [c.id for c in calls]
-        self._remember(context, call_ids)
         batch = request.customers is not None
+        self._remember(context, call_ids, batch)
         if errors:
             report = "; ".join(f"{(e.customer or {}).get('number', '?')}: {e.error}" for e in errors)
             self.log.error(
@@ -397,10 +397,10 @@ class PlaceCallOperator(CallWaitMixin, BaseOperator):
             self._defer_wait(call_ids, self.poll_interval, self.timeout)
         return self._poll_until_settled(call_ids, single=not batch)
 
-    def _remember(self, context: Context, call_ids: list[str]) -> None:
+    def _remember(self, context: Context, call_ids: list[str], batch: bool) -> None:
         """Publish the id(s) the moment they exist: XCom, the link, and the retry-proof store."""
         ti = context["ti"]
-        ti.xcom_push(key=XCOM_CALL_ID, value=call_ids[0] if len(call_ids) == 1 else call_ids)
+        ti.xcom_push(key=XCOM_CALL_ID, value=call_ids if batch else call_ids[0])
         if call_ids:
             ti.xcom_push(key=XCOM_CALL_URL, value=VapiHook.dashboard_url(call_ids[0]))
             self.log.info("Vapi call(s) placed: %s", ", ".join(VapiHook.dashboard_url(c) for c in call_ids))

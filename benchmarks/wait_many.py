@@ -298,7 +298,13 @@ def main() -> None:
     header("wait_many")
     contenders = [c for c in args.contenders.split(",") if c]
     emulator = EmulatorProcess(
-        speed=1.0, concurrency_limit=args.n + 10, request_log_size=5_000_000, log_level="error"
+        speed=1.0,
+        concurrency_limit=args.n + 10,
+        request_log_size=5_000_000,
+        log_level="error",
+        # Our trigger waits for the analysis Vapi writes after `ended`; the peers stop at `ended`.
+        # With no analysis lag both mean the same moment, so the event delays compare like with like.
+        analysis_delay=0.0,
     )
     print(f"emulator: {' '.join(emulator.command[1:])}")
     print(

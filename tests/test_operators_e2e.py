@@ -136,10 +136,10 @@ def test_a_retry_after_the_worker_died_finds_its_call(vapi_emulator: Any) -> Non
         "worker_dies",
         f"""
         class DiesAfterPlacing(PlaceCallOperator):
-            def _remember(self, context, call_ids):
+            def _remember(self, context, call_ids, batch):
                 if context["ti"].try_number == 1:
                     raise RuntimeError("worker died before the call id was saved")
-                super()._remember(context, call_ids)
+                super()._remember(context, call_ids, batch)
 
         with DAG("worker_dies", start_date=datetime(2026, 1, 1), schedule=None) as dag:
             DiesAfterPlacing.partial(
