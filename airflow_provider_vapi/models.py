@@ -113,12 +113,15 @@ class _RequestModel(BaseModel):
 
     @classmethod
     def _wire_names(cls) -> dict[str, str]:
-        """Every accepted key (attribute name and alias) -> wire name."""
-        names: dict[str, str] = {}
-        for name, info in cls.model_fields.items():
-            alias = info.alias or name
-            names[name] = names[alias] = alias
-        return names
+        """Every accepted key (attribute name and alias) -> wire name (computed once per class)."""
+        cached: dict[str, str] | None = cls.__dict__.get("_wire_names_cache")
+        if cached is None:
+            cached = {}
+            for name, info in cls.model_fields.items():
+                alias = info.alias or name
+                cached[name] = cached[alias] = alias
+            type.__setattr__(cls, "_wire_names_cache", cached)
+        return cached
 
     @classmethod
     def _normalise(cls, data: Mapping[str, Any]) -> dict[str, Any]:
