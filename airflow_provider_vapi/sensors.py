@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 import json
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +35,21 @@ from airflow_provider_vapi.models import Call, CallOutcome
 from airflow_provider_vapi.triggers import CallStatusTrigger
 
 if TYPE_CHECKING:
+    import jinja2
     from airflow.providers.common.compat.sdk import Context
+
+
+def render_native(template: str, context: Context, env: jinja2.Environment) -> str | list[str]:
+    """Render with the task's filters and globals, keeping the result's type (id or list of ids)."""
+    from jinja2.nativetypes import NativeEnvironment
+
+    native = NativeEnvironment(undefined=env.undefined)
+    native.filters.update(env.filters)
+    native.globals.update(env.globals)
+    value = native.from_string(template).render(**context)
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        return str(value)
+    return [str(v) for v in value]
 
 
 def parse_call_ids(value: Any) -> list[str]:
@@ -208,6 +222,17 @@ class CallStatusSensor(CallWaitMixin, BaseSensorOperator):
         self.deferrable = _default_deferrable() if deferrable is None else deferrable
         self.end_call_on_timeout = end_call_on_timeout
         self.end_call_on_kill = end_call_on_kill
+
+    def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
+        """Render ``call_id`` as a native value, so the ids of a mapped upstream stay a list.
+
+        ``{{ ti.xcom_pull(task_ids='place_call') }}`` over a mapped task yields a lazy sequence
+        whose text form differs across Airflow versions (2.11 prints ``LazySelectSequence([2
+        items])``); rendered natively it is the list of ids on every version.
+        """
+        if isinstance(self.call_id, str) and "{{" in self.call_id:
+            self.call_id = render_native(self.call_id, context, jinja_env or self.get_template_env())
+        super().render_template_fields(context, jinja_env)
 
     def _ids(self) -> list[str]:
         return parse_call_ids(self.call_id)
