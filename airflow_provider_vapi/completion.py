@@ -11,6 +11,7 @@ from collections.abc import Collection
 from datetime import UTC, datetime
 
 from airflow_provider_vapi.exceptions import VapiCallFailedError
+from airflow_provider_vapi.hooks import VapiHook
 from airflow_provider_vapi.models import Call, CallOutcome
 
 DEFAULT_ANALYSIS_GRACE_PERIOD = 60.0
@@ -60,7 +61,7 @@ def check_outcome(call: Call, failure_outcomes: frozenset[CallOutcome]) -> None:
     detail = f": {call.ended_message.rstrip('.')}" if call.ended_message else ""
     raise VapiCallFailedError(
         f"Vapi call {call.id} ended with {call.ended_reason!r} (outcome {outcome.value}){detail}. "
-        f"Its page: https://dashboard.vapi.ai/calls/{call.id}",
+        f"Its page: {VapiHook.dashboard_url(call.id)}",
         call_id=call.id,
         ended_reason=call.ended_reason,
         ended_message=call.ended_message,

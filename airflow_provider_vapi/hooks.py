@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Generator, Iterable, Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -589,13 +589,4 @@ class VapiHook(BaseHook):
         return True, f"Connected to Vapi at {self.base_url}."
 
 
-def call_ids(result: Call | CallBatchResponse | Iterable[Call]) -> list[str]:
-    """The ids of whatever ``create_call`` returned."""
-    if isinstance(result, Call):
-        return [result.id]
-    if isinstance(result, CallBatchResponse):
-        return [c.id for c in result.results]
-    return [c.id for c in result]
-
-
-__all__ = ["DEFAULT_BASE_URL", "IDEMPOTENCY_METADATA_KEY", "VapiHook", "call_ids"]
+__all__ = ["DEFAULT_BASE_URL", "IDEMPOTENCY_METADATA_KEY", "VapiHook"]

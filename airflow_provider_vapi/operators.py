@@ -324,7 +324,7 @@ class PlaceCallOperator(CallWaitMixin, BaseOperator):
         ti = context["ti"]
         if int(getattr(ti, "try_number", 1) or 1) <= 1:
             return []
-        hook = self._hook()
+        hook = self.hook
         store = context.get("task_state_store")  # type: ignore[call-overload]
         if store is not None:
             stored = store.get(STATE_KEY)
@@ -365,7 +365,7 @@ class PlaceCallOperator(CallWaitMixin, BaseOperator):
         if key is None:
             calls, errors = earlier, list[CallBatchError]()
         else:
-            result = self._hook().create_call(request, idempotency_key=key)
+            result = self.hook.create_call(request, idempotency_key=key)
             calls, errors = (
                 (result.results, result.errors) if isinstance(result, CallBatchResponse) else ([result], [])
             )
@@ -422,7 +422,8 @@ class PlaceCallOperator(CallWaitMixin, BaseOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Resumed from the trigger: apply the outcome policy, or end the calls on timeout."""
-        return self._complete(event, single=self.customers is None)
+        # A batch may come through `payload` too: ask the body, not the `customers` parameter.
+        return self._complete(event, single="customers" not in self.build_body())
 
     def on_kill(self) -> None:
         """The task is being killed while waiting: end the live call(s) it placed."""

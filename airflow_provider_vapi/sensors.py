@@ -7,11 +7,10 @@ outcome policy, the same XCom.
 
 from __future__ import annotations
 
-import ast
-import json
 import time
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import (
@@ -39,37 +38,34 @@ if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
 
-def render_native(template: str, context: Context, env: jinja2.Environment) -> str | list[str]:
-    """Render with the task's filters and globals, keeping the result's type (id or list of ids)."""
+def render_native(template: str, context: Context, env: jinja2.Environment) -> Any:
+    """Render with the task's filters and globals, keeping the result's Python type."""
     from jinja2.nativetypes import NativeEnvironment
 
     native = NativeEnvironment(undefined=env.undefined)
     native.filters.update(env.filters)
     native.globals.update(env.globals)
-    value = native.from_string(template).render(**context)
-    if isinstance(value, str) or not isinstance(value, Iterable):
-        return str(value)
-    return [str(v) for v in value]
+    return native.from_string(template).render(**context)
 
 
-def parse_call_ids(value: Any) -> list[str]:
-    """Call ids from a templated value: one id, a list, or a list rendered to a string."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            try:
-                value = json.loads(text)
-            except ValueError:
-                value = ast.literal_eval(text)
-        else:
-            value = [text] if text else []
-    ids = [str(v) for v in value if v] if isinstance(value, Collection) else []
-    if not ids:
-        raise ValueError(
-            f"call_id rendered to {value!r}: no call id. Pass the id (or a list of ids) that "
-            "PlaceCallOperator pushed, e.g. \"{{ ti.xcom_pull(task_ids='place_call') }}\"."
-        )
-    return ids
+def normalize_call_ids(value: Any) -> str | list[str]:
+    """One id, or a list of ids, from whatever ``call_id`` resolved to.
+
+    Accepts an id, a list (or lazy sequence) of ids from a mapped upstream, and the
+    ``{"call_ids": [...], "errors": [...]}`` a batch ``PlaceCallOperator`` returns.
+    """
+    if isinstance(value, Mapping):
+        value = value.get("call_ids")
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    if not isinstance(value, str) and isinstance(value, Iterable):
+        ids = [str(v) for v in value if v]
+        if ids:
+            return ids
+    raise ValueError(
+        f"call_id resolved to {value!r}: no call id. Pass what PlaceCallOperator returned, e.g. "
+        "call_id=place_call.output, or \"{{ ti.xcom_pull(task_ids='place_call') }}\"."
+    )
 
 
 class CallWaitMixin:
@@ -86,12 +82,14 @@ class CallWaitMixin:
     #: Raised when the wait passes its deadline (the sensor raises AirflowSensorTimeout instead).
     timeout_error: type[Exception] = VapiCallTimeoutError
 
-    def _hook(self) -> VapiHook:
+    @cached_property
+    def hook(self) -> VapiHook:
+        """One hook (one pooled HTTP client) for the whole task."""
         return VapiHook(self.vapi_conn_id)
 
     def _settled_calls(self, call_ids: Sequence[str]) -> list[Call] | None:
         """The calls when every one is settled, else ``None``."""
-        hook = self._hook()
+        hook = self.hook
         calls = []
         for call_id in call_ids:
             call = hook.get_call(call_id)
@@ -143,7 +141,7 @@ class CallWaitMixin:
         status = event.get("status")
         call_ids = list(event.get("call_ids") or [])
         if status == "success":
-            hook = self._hook()
+            hook = self.hook
             return self._finish([hook.get_call(cid) for cid in call_ids], single)
         if status == "timeout":
             pending = list(event.get("pending") or call_ids)
@@ -154,7 +152,7 @@ class CallWaitMixin:
         raise VapiError(f"Waiting for Vapi call(s) failed: {event.get('message')}")
 
     def _end_calls(self, call_ids: Sequence[str]) -> None:
-        hook = self._hook()
+        hook = self.hook
         for call_id in call_ids:
             try:
                 call = hook.end_call(call_id)
@@ -233,12 +231,13 @@ class CallStatusSensor(CallWaitMixin, BaseSensorOperator):
         if isinstance(self.call_id, str) and "{{" in self.call_id:
             self.call_id = render_native(self.call_id, context, jinja_env or self.get_template_env())
         super().render_template_fields(context, jinja_env)
+        self.call_id = normalize_call_ids(self.call_id)
 
     def _ids(self) -> list[str]:
-        return parse_call_ids(self.call_id)
+        return [self.call_id] if isinstance(self.call_id, str) else list(self.call_id)
 
     def _single(self) -> bool:
-        return isinstance(self.call_id, str) and not self.call_id.strip().startswith("[")
+        return isinstance(self.call_id, str)
 
     def poke(self, context: Context) -> PokeReturnValue:
         call_ids = self._ids()

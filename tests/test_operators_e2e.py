@@ -274,3 +274,44 @@ def test_one_sensor_waits_for_every_call_of_a_mapped_upstream(vapi_emulator: Any
     finals = xcom(dag_run, "wait")
     assert sorted(c["id"] for c in finals) == sorted(c["id"] for c in vapi_emulator.calls())
     assert all(c["outcome"] == "completed" and c["analysis"]["structuredData"] for c in finals)
+
+
+def test_a_sensor_waits_on_what_a_batch_operator_returned(vapi_emulator: Any) -> None:
+    """A batch returns {"call_ids": [...], "errors": [...]}: the sensor takes the ids, not the keys."""
+    dag_run = run_dag(
+        "batch_then_sensor",
+        f"""
+        with DAG("batch_then_sensor", start_date=datetime(2026, 1, 1), schedule=None) as dag:
+            batch = PlaceCallOperator(
+                task_id="batch",
+                assistant_id={vapi_emulator.assistant_id!r},
+                phone_number_id={vapi_emulator.phone_number_id!r},
+                customers=["+14155550701", "+14155550702"],
+            )
+            CallStatusSensor(task_id="wait", call_id=batch.output, deferrable=True, poke_interval=0.2)
+        """,
+    )
+    assert states(dag_run) == {("batch", -1): "success", ("wait", -1): "success"}
+    finals = xcom(dag_run, "wait")
+    assert sorted(c["id"] for c in finals) == sorted(c["id"] for c in vapi_emulator.calls())
+
+
+def test_a_batch_given_through_payload_resumes_as_a_batch(vapi_emulator: Any) -> None:
+    dag_run = run_dag(
+        "payload_batch",
+        f"""
+        with DAG("payload_batch", start_date=datetime(2026, 1, 1), schedule=None) as dag:
+            PlaceCallOperator(
+                task_id="batch",
+                assistant_id={vapi_emulator.assistant_id!r},
+                phone_number_id={vapi_emulator.phone_number_id!r},
+                payload={{"customers": [{{"number": "+14155550801"}}, {{"number": "+14155550802"}}]}},
+                wait_for_completion=True,
+                deferrable=True,
+                poll_interval=0.2,
+            )
+        """,
+    )
+    assert states(dag_run) == {("batch", -1): "success"}
+    finals = xcom(dag_run, "batch")
+    assert isinstance(finals, list) and len(finals) == 2, "both calls of the batch, not the first one"

@@ -4,7 +4,8 @@ Vapi's API is NestJS with ``forbidNonWhitelisted``: any property a DTO does not 
 ``property X should not exist``. The emulator must catch a client that sends stale (2024-era) fields,
 so it whitelists the DTOs below exactly. Generated from ``components.schemas`` of the spec
 (VapiAI/docs ``fern/apis/api/openapi.json``, commit eabfa53) by reading each schema's
-``properties``; regenerate the same way when the spec moves.
+``properties``; regenerate the same way when the spec moves (``tests/emulator/test_spec_names.py``
+fails when a table and its schema disagree).
 """
 
 from __future__ import annotations
@@ -112,44 +113,8 @@ ASSISTANT_KEYS: frozenset[str] = frozenset(
     }
 )
 
-# AssistantOverrides
-ASSISTANT_OVERRIDES_KEYS: frozenset[str] = frozenset(
-    {
-        "analysisPlan",
-        "artifactPlan",
-        "backgroundSound",
-        "backgroundSpeechDenoisingPlan",
-        "clientMessages",
-        "compliancePlan",
-        "credentialIds",
-        "credentials",
-        "endCallMessage",
-        "endCallPhrases",
-        "firstMessage",
-        "firstMessageInterruptionsEnabled",
-        "firstMessageMode",
-        "hooks",
-        "keypadInputPlan",
-        "maxDurationSeconds",
-        "metadata",
-        "model",
-        "modelOutputInMessagesEnabled",
-        "monitorPlan",
-        "name",
-        "observabilityPlan",
-        "server",
-        "serverMessages",
-        "startSpeakingPlan",
-        "stopSpeakingPlan",
-        "tools:append",
-        "transcriber",
-        "transportConfigurations",
-        "variableValues",
-        "voice",
-        "voicemailDetection",
-        "voicemailMessage",
-    }
-)
+# AssistantOverrides: every CreateAssistantDTO property, plus these two.
+ASSISTANT_OVERRIDES_KEYS: frozenset[str] = ASSISTANT_KEYS | {"tools:append", "variableValues"}
 
 # AnalysisPlan
 ANALYSIS_PLAN_KEYS: frozenset[str] = frozenset(
