@@ -54,12 +54,22 @@ def parser() -> argparse.ArgumentParser:
         default=DEFAULT_ANALYSIS_DELAY_S,
         help="seconds (at speed 1) between ended and analysis",
     )
+    _add_fault_options(p)
+    p.add_argument(
+        "--request-log-size", type=int, default=DEFAULT_REQUEST_LOG_SIZE, help="requests remembered"
+    )
+    p.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
+    return p
+
+
+def _add_fault_options(p: argparse.ArgumentParser) -> None:
+    """The options of random fault injection."""
     p.add_argument(
         "--fault-rate",
         default="",
         metavar="SPEC",
-        help="random faults: ACTION=RATE,... with ACTION a status (429, 500, 502, 503), drop or delay:S, "
-        "e.g. 429=0.1,500=0.05",
+        help="random faults: ACTION=RATE,... with ACTION a status (429, 500, 502, 503), drop, delay:S, "
+        "late:S or garbage:html|null|truncated, e.g. 429=0.1,500=0.05",
     )
     p.add_argument(
         "--fault-match",
@@ -68,11 +78,6 @@ def parser() -> argparse.ArgumentParser:
         help="requests --fault-rate applies to, e.g. 'POST /call' or '/call*' (default: every Vapi route)",
     )
     p.add_argument("--fault-seed", type=int, default=None, help="seed of the random faults (repeatable runs)")
-    p.add_argument(
-        "--request-log-size", type=int, default=DEFAULT_REQUEST_LOG_SIZE, help="requests remembered"
-    )
-    p.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:

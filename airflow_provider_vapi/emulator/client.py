@@ -105,19 +105,19 @@ class EmulatorHandle:
         *,
         method: str = "*",
         path: str = "*",
+        query: dict[str, str] | None = None,
         times: int = 1,
         rate: float | None = None,
         retry_after: float = 1.0,
     ) -> dict[str, Any]:
         """Inject one fault: ``action`` is a status (``429``, ``500``...), ``"drop"`` (answer lost
-        after the request was processed), ``"delay:S"`` or ``"ok"``. It hits the next ``times``
-        matching requests, or each one with probability ``rate``."""
-        spec: dict[str, Any] = {
-            "action": str(action),
-            "method": method,
-            "path": path,
-            "retryAfter": retry_after,
-        }
+        after the request was processed), ``"delay:S"``, ``"late:S"`` (processed only after S
+        seconds, even if the client gave up), ``"garbage:html"`` / ``"garbage:null"`` /
+        ``"garbage:truncated"`` (processed, answered 2xx with a broken body) or ``"ok"``. It hits the
+        next ``times`` matching requests, or each one with probability ``rate``; ``query``
+        (``{"createdAtGe": "*"}``, ``"*"``: any value) narrows the matching requests."""
+        spec = self._fault_spec(method, path, query, retry_after)
+        spec["action"] = str(action)
         if rate is None:
             spec["times"] = times
         else:
@@ -126,17 +126,29 @@ class EmulatorHandle:
         return result[0]
 
     def faults(
-        self, sequence: list[str | int], *, method: str = "*", path: str = "*", retry_after: float = 1.0
+        self,
+        sequence: list[str | int],
+        *,
+        method: str = "*",
+        path: str = "*",
+        query: dict[str, str] | None = None,
+        retry_after: float = 1.0,
     ) -> dict[str, Any]:
         """Script the next matching requests: ``["429", "drop", "ok", 500]``, one action each."""
-        spec = {
-            "sequence": [str(a) for a in sequence],
-            "method": method,
-            "path": path,
-            "retryAfter": retry_after,
-        }
+        spec = self._fault_spec(method, path, query, retry_after)
+        spec["sequence"] = [str(a) for a in sequence]
         result: list[dict[str, Any]] = self._send("POST", "/faults", spec)
         return result[0]
+
+    @staticmethod
+    def _fault_spec(
+        method: str, path: str, query: dict[str, str] | None, retry_after: float
+    ) -> dict[str, Any]:
+        """What every fault rule's admin-API form has: which requests it matches, its Retry-After."""
+        spec: dict[str, Any] = {"method": method, "path": path, "retryAfter": retry_after}
+        if query is not None:
+            spec["query"] = query
+        return spec
 
     def active_faults(self) -> list[dict[str, Any]]:
         """The fault rules still active."""

@@ -44,6 +44,7 @@ from .outcomes import (
     MANUALLY_CANCELED,
     QUEUE_S,
     SCHEDULED_CALL_DELETED,
+    Outcome,
     outcome_for,
 )
 from .seeds import seed_assistants, seed_customers, seed_phone_numbers
@@ -410,6 +411,14 @@ class Engine:
             if self._store is not None:
                 self._store.clear()
 
+    def _current_call(self, call_id: str) -> CallRecord:
+        """The call ``call_id`` once time has advanced (hold the lock); a 404 when there is none."""
+        self.advance()
+        rec = self.calls.get(call_id)
+        if rec is None:
+            raise not_found("Call")
+        return rec
+
     def configure(self, changes: dict[str, Any]) -> None:
         """Change run-time settings (camelCase keys of :meth:`EngineConfig.to_wire`)."""
         mapping = {
@@ -434,10 +443,7 @@ class Engine:
     def end_call(self, call_id: str) -> CallRecord:
         """What ``POST {controlUrl} {"type": "end-call"}`` does: end a live call now."""
         with self._lock:
-            self.advance()
-            rec = self.calls.get(call_id)
-            if rec is None:
-                raise not_found("Call")
+            rec = self._current_call(call_id)
             if rec.status != "ended":
                 self._end(rec, self.now(), MANUALLY_CANCELED, None)
             self._flush()
@@ -456,11 +462,7 @@ class Engine:
     def get_call(self, call_id: str) -> bytes:
         """``GET /call/{id}``."""
         with self._lock:
-            self.advance()
-            rec = self.calls.get(call_id)
-            if rec is None:
-                raise not_found("Call")
-            return self.call_json(rec)
+            return self.call_json(self._current_call(call_id))
 
     def list_calls(self, query: dict[str, str]) -> bytes:
         """``GET /call``: newest first by ``createdAt`` (ties: creation order), then ``limit``."""
@@ -509,10 +511,7 @@ class Engine:
         if errors:
             raise bad_request(errors)
         with self._lock:
-            self.advance()
-            rec = self.calls.get(call_id)
-            if rec is None:
-                raise not_found("Call")
+            rec = self._current_call(call_id)
             if "name" in body and body["name"] != rec.echo.get("name"):
                 rec.echo["name"] = body["name"]
                 self._touch(rec, self.now())
@@ -522,10 +521,7 @@ class Engine:
     def delete_call(self, call_id: str) -> bytes:
         """``DELETE /call/{id}``: a scheduled call ends ``scheduled-call-deleted``; others go."""
         with self._lock:
-            self.advance()
-            rec = self.calls.get(call_id)
-            if rec is None:
-                raise not_found("Call")
+            rec = self._current_call(call_id)
             if rec.status == "scheduled":
                 self._end(rec, self.now(), SCHEDULED_CALL_DELETED, None)
                 self._flush()
@@ -672,16 +668,21 @@ class Engine:
         )
         self.calls[call_id] = rec
         self._dirty.add(call_id)
+        return rec, self._begin(rec, body, outcome, now)
+
+    def _begin(self, rec: CallRecord, body: dict[str, Any], outcome: Outcome, now: int) -> bool:
+        """Set a new call on its way: scheduled, ended at once (a start error) or queued; True when
+        the concurrency limit blocks it."""
         earliest = parse_iso((body.get("schedulePlan") or {}).get("earliestAt"))
         earliest_ms = int(earliest.timestamp() * 1000) if earliest else None
         if earliest_ms is not None and earliest_ms > now:
             rec.status = "scheduled"
             self._schedule(rec, earliest_ms, "start")
-            return rec, False
+            return False
         if not outcome.dials:
             self._end(rec, now, outcome.ended_reason, outcome.ended_message)
-            return rec, False
-        return rec, self._enter_queue(rec, now)
+            return False
+        return self._enter_queue(rec, now)
 
     def create_assistant(self, body: Any) -> dict[str, Any]:
         """``POST /assistant``."""

@@ -1,43 +1,81 @@
 """Fault injection: make matching Vapi-API requests fail, on a schedule or at a rate.
 
 A *rule* matches requests by method and path (``*`` matches anything; a path ending in ``*`` is a
-prefix) and says what to do with them:
+prefix) and, optionally, by query string: ``query`` ``{"createdAtGe": "*", "assistantId": "a1"}``
+matches only requests carrying every listed parameter (``"*"``: present with any value; otherwise
+equal to that value), so a rule can hit ``GET /call?createdAtGe=...`` and spare
+``GET /call?updatedAtGt=...``. The rule says what to do with the requests it matches:
 
 * an HTTP status (``429``, ``500``, ``502``, ``503``, ...): answered at once with Vapi's error body,
   the request is NOT processed (nothing is created); 429 carries ``Retry-After``;
 * ``drop`` ("answer lost"): the request IS processed (a call is created), then the connection is
   closed after the headers and part of the body, so the client sees a transport error, not a 5xx;
-* ``delay:S``: the answer is held back ``S`` seconds (not divided by speed), then given normally;
+* ``delay:S``: the request waits ``S`` seconds (not divided by speed), then is processed and
+  answered normally;
+* ``late:S`` ("slow create"): the request is processed only after ``S`` seconds (not divided by
+  speed) while the connection is held open without an answer, then answered normally. The work is
+  the server's own: it happens at ``S`` even when the client has given up and gone, so a client
+  whose timeout is shorter than ``S`` can list calls before its call exists. A reset of the
+  emulator abandons the pending work (nothing is created; a client still waiting gets a 503);
+* ``garbage:KIND`` ("2xx with a broken body"): the request IS processed (a create creates) and
+  answered with the route's own status (200/201 for a good request) but a broken body:
+  ``garbage:html`` an HTML page (``text/html``), ``garbage:null`` the JSON ``null``,
+  ``garbage:truncated`` the real JSON body cut in half (still ``application/json``);
 * ``ok``: no fault (useful inside a sequence).
 
 A rule either fires at a ``rate`` (probability per matching request, seeded for repeatability) or
 plays a ``sequence`` of actions, one per matching request, and is then used up. Spec strings, as
-the CLI's ``--fault-rate`` takes them: ``429=0.1,500=0.05,drop=0.01,delay:2=0.2``.
+the CLI's ``--fault-rate`` takes them: ``429=0.1,500=0.05,drop=0.01,delay:2=0.2,garbage:html=0.1``.
 """
 
 from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 _KINDS = ("drop", "ok")
+_TIMED = ("delay", "late")
+#: The broken bodies ``garbage:KIND`` can answer with.
+GARBAGE_KINDS = ("html", "null", "truncated")
+_ACTIONS_HINT = "use a 4xx/5xx status, drop, delay:S, late:S, garbage:html|null|truncated or ok"
 
 
 def parse_action(action: str | int) -> str:
-    """Normalise an action (``429``, ``"503"``, ``"drop"``, ``"delay:1.5"``, ``"ok"``); ValueError if bad."""
+    """Normalise an action (``429``, ``"503"``, ``"drop"``, ``"delay:1.5"``, ``"late:2"``,
+    ``"garbage:html"``, ``"ok"``); ValueError if bad."""
     text = str(action).strip().lower()
     if text in _KINDS:
         return text
-    if text.startswith("delay:"):
-        seconds = float(text.split(":", 1)[1])
-        if seconds < 0:
-            raise ValueError(f"negative delay in fault action {action!r}")
-        return f"delay:{seconds:g}"
+    kind, sep, argument = text.partition(":")
+    if sep and kind in _TIMED:
+        seconds = float(argument)
+        if not seconds >= 0:
+            raise ValueError(f"negative or invalid wait in fault action {action!r}")
+        return f"{kind}:{seconds:g}"
+    if sep and kind == "garbage" and argument in GARBAGE_KINDS:
+        return text
     if text.isdigit() and 400 <= int(text) <= 599:
         return text
-    raise ValueError(f"unknown fault action {action!r} (use a 4xx/5xx status, drop, delay:S or ok)")
+    raise ValueError(f"unknown fault action {action!r} ({_ACTIONS_HINT})")
+
+
+def parse_query(value: Any) -> dict[str, str]:
+    """A rule's ``query`` (``None``: no condition) as ``{name: value or "*"}``; ValueError if bad."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError("query must be an object of parameter names to values (or '*')")
+    out: dict[str, str] = {}
+    for name, wanted in value.items():
+        if not isinstance(name, str) or not name:
+            raise ValueError("query parameter names must be non-empty strings")
+        if isinstance(wanted, bool) or not isinstance(wanted, str | int | float):
+            raise ValueError(f"query parameter {name!r} must be a string ('*': any value)")
+        out[name] = str(wanted)
+    return out
 
 
 @dataclass
@@ -52,10 +90,13 @@ class FaultRule:
     sequence: list[str] = field(default_factory=list)
     retry_after: float = 1.0
     fired: int = 0
+    query: dict[str, str] = field(default_factory=dict)
 
-    def matches(self, method: str, path: str) -> bool:
-        """Does this rule apply to the request?"""
+    def matches(self, method: str, path: str, query: Mapping[str, str] | None = None) -> bool:
+        """Does this rule apply to the request (its method, path and query parameters)?"""
         if self.method != "*" and self.method != method:
+            return False
+        if self.query and not self._query_matches(query or {}):
             return False
         if self.path == "*":
             return True
@@ -63,20 +104,54 @@ class FaultRule:
             return path.startswith(self.path[:-1])
         return self.path == path
 
-    def to_dict(self) -> dict[str, Any]:
-        """The admin API's view of the rule."""
-        out: dict[str, Any] = {
-            "id": self.id,
-            "method": self.method,
-            "path": self.path,
-            "retryAfter": self.retry_after,
-            "fired": self.fired,
-        }
+    def _query_matches(self, query: Mapping[str, str]) -> bool:
+        return all(
+            name in query and (wanted == "*" or query[name] == wanted) for name, wanted in self.query.items()
+        )
+
+    def spec(self) -> dict[str, Any]:
+        """The rule as :meth:`FaultBook.add` takes it (what a reset restores)."""
+        out: dict[str, Any] = {"method": self.method, "path": self.path, "retryAfter": self.retry_after}
+        if self.query:
+            out["query"] = dict(self.query)
         if self.rate is not None:
             out.update(rate=self.rate, action=self.action)
         else:
             out["sequence"] = list(self.sequence)
         return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """The admin API's view of the rule."""
+        return {"id": self.id, **self.spec(), "fired": self.fired}
+
+
+def rule_from_spec(spec: dict[str, Any]) -> FaultRule:
+    """A rule (id 0) from its admin-API form; ValueError when malformed (see :meth:`FaultBook.add`)."""
+    method = str(spec.get("method", "*")).upper()
+    path = str(spec.get("path", "*"))
+    rule = FaultRule(0, method, path, query=parse_query(spec.get("query")))
+    rule.retry_after = float(spec.get("retryAfter", spec.get("retry_after", 1.0)))
+    rate = spec.get("rate")
+    if rate is not None:
+        rule.rate = float(rate)
+        if not 0.0 <= rule.rate <= 1.0:
+            raise ValueError("rate must be between 0 and 1")
+        if "action" not in spec:
+            raise ValueError("a rate rule needs an action")
+        rule.action = parse_action(spec["action"])
+    elif "sequence" in spec:
+        seq = spec["sequence"]
+        if not isinstance(seq, list) or not seq:
+            raise ValueError("sequence must be a non-empty list of actions")
+        rule.sequence = [parse_action(a) for a in seq]
+    elif "action" in spec:
+        times = int(spec.get("times", 1))
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        rule.sequence = [parse_action(spec["action"])] * times
+    else:
+        raise ValueError("a fault needs an action (with rate or times) or a sequence")
+    return rule
 
 
 class FaultBook:
@@ -96,32 +171,10 @@ class FaultBook:
         """Add a rule from its admin-API form; ValueError when malformed.
 
         ``{"method": "POST", "path": "/call", "sequence": ["429", "drop"]}`` or
-        ``{"action": "500", "rate": 0.1}``; ``times: N`` with ``action`` is a sequence of N.
+        ``{"action": "500", "rate": 0.1}``; ``times: N`` with ``action`` is a sequence of N;
+        ``query: {"createdAtGe": "*"}`` narrows the requests it matches.
         """
-        method = str(spec.get("method", "*")).upper()
-        path = str(spec.get("path", "*"))
-        retry_after = float(spec.get("retryAfter", spec.get("retry_after", 1.0)))
-        rate = spec.get("rate")
-        if rate is not None:
-            rate = float(rate)
-            if not 0.0 <= rate <= 1.0:
-                raise ValueError("rate must be between 0 and 1")
-            if "action" not in spec:
-                raise ValueError("a rate rule needs an action")
-            rule = FaultRule(0, method, path, rate=rate, action=parse_action(spec["action"]))
-        elif "sequence" in spec:
-            seq = spec["sequence"]
-            if not isinstance(seq, list) or not seq:
-                raise ValueError("sequence must be a non-empty list of actions")
-            rule = FaultRule(0, method, path, sequence=[parse_action(a) for a in seq])
-        elif "action" in spec:
-            times = int(spec.get("times", 1))
-            if times < 1:
-                raise ValueError("times must be at least 1")
-            rule = FaultRule(0, method, path, sequence=[parse_action(spec["action"])] * times)
-        else:
-            raise ValueError("a fault needs an action (with rate or times) or a sequence")
-        rule.retry_after = retry_after
+        rule = rule_from_spec(spec)
         with self._lock:
             rule.id = self._next_id
             self._next_id += 1
@@ -142,21 +195,15 @@ class FaultBook:
     def specs(self) -> list[dict[str, Any]]:
         """The active rules as :meth:`add` takes them (to restore them on reset)."""
         with self._lock:
-            out = []
-            for r in self._rules:
-                spec: dict[str, Any] = {"method": r.method, "path": r.path, "retryAfter": r.retry_after}
-                if r.rate is not None:
-                    spec.update(rate=r.rate, action=r.action)
-                else:
-                    spec["sequence"] = list(r.sequence)
-                out.append(spec)
-            return out
+            return [r.spec() for r in self._rules]
 
-    def take(self, method: str, path: str) -> tuple[str, float] | None:
+    def take(
+        self, method: str, path: str, query: Mapping[str, str] | None = None
+    ) -> tuple[str, float] | None:
         """The action for this request (and the rule's Retry-After), consuming sequence steps."""
         with self._lock:
             for rule in self._rules:
-                if not rule.matches(method, path):
+                if not rule.matches(method, path, query):
                     continue
                 if rule.rate is not None:
                     if self._random.random() >= rule.rate:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
@@ -62,10 +63,10 @@ def build_runtime(
     fault_seed: int | None = None,
     request_log_size: int = DEFAULT_REQUEST_LOG_SIZE,
 ) -> Any:
-    """A :class:`~.app.Runtime` from start-up options (imports FastAPI, so only when serving)."""
-    from .app import Runtime
+    """A :class:`~.runtime.Runtime` from start-up options (imported only when serving)."""
     from .engine import Engine, EngineConfig
     from .faults import FaultBook
+    from .runtime import Runtime
 
     config = EngineConfig(
         api_key=api_key,
@@ -84,7 +85,35 @@ def build_runtime(
     return Runtime(Engine(config, str(state_file) if state_file else None), faults)
 
 
-class EmulatorServer:
+class _Running(ABC):
+    """What both ways of running share: the handle once started, and use as a context manager."""
+
+    _NOT_RUNNING = "the emulator is not running"
+
+    def __init__(self) -> None:
+        self._handle: EmulatorHandle | None = None
+
+    @property
+    def handle(self) -> EmulatorHandle:
+        """The handle of the running emulator."""
+        if self._handle is None:
+            raise RuntimeError(self._NOT_RUNNING)
+        return self._handle
+
+    @property
+    def url(self) -> str:
+        """Base URL of the running emulator."""
+        return self.handle.url
+
+    @abstractmethod
+    def start(self) -> EmulatorHandle:
+        """Start it; returns once it answers requests."""
+
+    def __enter__(self) -> EmulatorHandle:
+        return self.start()
+
+
+class EmulatorServer(_Running):
     """An emulator serving from a background thread of this process (uvicorn on loopback).
 
     ``with EmulatorServer(speed=20) as emu: ...`` yields an :class:`EmulatorHandle`; keyword
@@ -94,25 +123,13 @@ class EmulatorServer:
     def __init__(
         self, *, host: str = DEFAULT_HOST, port: int = 0, speed: float = TEST_SPEED, **options: Any
     ) -> None:
+        super().__init__()
         self.host = host
         self.port = port
         self.options = {"speed": speed, **options}
         self.runtime: Any = None
         self._server: Any = None
         self._thread: threading.Thread | None = None
-        self._handle: EmulatorHandle | None = None
-
-    @property
-    def handle(self) -> EmulatorHandle:
-        """The handle of the running server."""
-        if self._handle is None:
-            raise RuntimeError("the emulator is not running")
-        return self._handle
-
-    @property
-    def url(self) -> str:
-        """Base URL of the running server."""
-        return self.handle.url
 
     def start(self, timeout: float = 10.0) -> EmulatorHandle:
         """Start serving; returns once requests are answered."""
@@ -150,22 +167,21 @@ class EmulatorServer:
             self.runtime.engine.close()
         self._server = self._thread = self._handle = None
 
-    def __enter__(self) -> EmulatorHandle:
-        return self.start()
-
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
 
 
-class EmulatorProcess:
+class EmulatorProcess(_Running):
     """An emulator in its own process (``python -m airflow_provider_vapi.emulator``).
 
     Options map to CLI flags (``speed=10`` -> ``--speed 10``, ``state_file=p`` -> ``--state p``,
     ``concurrency_mode="reject"`` -> ``--concurrency-mode reject``); ``extra_args`` are appended.
     ``stop()`` ends it with SIGTERM, ``kill()`` with SIGKILL (a crash, for restart tests).
     """
+
+    _NOT_RUNNING = "the emulator process is not running"
 
     def __init__(
         self,
@@ -179,6 +195,7 @@ class EmulatorProcess:
         env: dict[str, str] | None = None,
         **options: Any,
     ) -> None:
+        super().__init__()
         self.args = ["--host", host, "--port", str(port), "--api-key", api_key, "--speed", str(speed)]
         if state_file is not None:
             self.args += ["--state", str(state_file)]
@@ -189,24 +206,11 @@ class EmulatorProcess:
         self.env = env
         self.output: list[str] = []
         self.process: subprocess.Popen[str] | None = None
-        self._handle: EmulatorHandle | None = None
 
     @property
     def command(self) -> list[str]:
         """The command line that starts it."""
         return [sys.executable, "-m", "airflow_provider_vapi.emulator", *self.args]
-
-    @property
-    def handle(self) -> EmulatorHandle:
-        """The handle of the running process."""
-        if self._handle is None:
-            raise RuntimeError("the emulator process is not running")
-        return self._handle
-
-    @property
-    def url(self) -> str:
-        """Base URL of the running process."""
-        return self.handle.url
 
     def start(self, timeout: float = 30.0) -> EmulatorHandle:
         """Start the process and wait until it prints its URL."""
@@ -252,9 +256,6 @@ class EmulatorProcess:
     def kill(self) -> None:
         """Kill at once (SIGKILL): nothing gets to clean up."""
         self._end(signal.SIGKILL)
-
-    def __enter__(self) -> EmulatorHandle:
-        return self.start()
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -87,6 +87,15 @@ class _Collector:
             return None
         return value
 
+    def whitelisted(
+        self, obj: dict[str, Any], key: str, prefix: str, allowed: frozenset[str]
+    ) -> dict[str, Any] | None:
+        """:meth:`nested`, whose own properties are then checked against ``allowed``."""
+        sub = self.nested(obj, key, prefix)
+        if sub is not None:
+            self.unknown(sub, allowed, f"{prefix}{key}.")
+        return sub
+
     def number(self, obj: dict[str, Any], key: str, prefix: str, low: float, high: float) -> None:
         if key not in obj:
             return
@@ -111,9 +120,8 @@ def _analysis_plan(c: _Collector, plan: dict[str, Any], prefix: str) -> None:
         ("structuredDataPlan", names.STRUCTURED_DATA_PLAN_KEYS),
         ("successEvaluationPlan", names.SUCCESS_EVALUATION_PLAN_KEYS),
     ):
-        sub = c.nested(plan, key, prefix)
+        sub = c.whitelisted(plan, key, prefix, allowed)
         if sub is not None:
-            c.unknown(sub, allowed, f"{prefix}{key}.")
             c.plain_object(sub, "schema", f"{prefix}{key}.")
 
 
@@ -141,9 +149,7 @@ def _assistant(c: _Collector, obj: dict[str, Any], prefix: str, allowed: frozens
         ("compliancePlan", names.COMPLIANCE_PLAN_KEYS),
         ("server", names.SERVER_KEYS),
     ):
-        sub = c.nested(obj, key, prefix)
-        if sub is not None:
-            c.unknown(sub, sub_allowed, f"{prefix}{key}.")
+        c.whitelisted(obj, key, prefix, sub_allowed)
 
 
 def _customer(c: _Collector, obj: dict[str, Any], prefix: str) -> None:
@@ -211,9 +217,7 @@ def create_call_errors(body: dict[str, Any]) -> list[str]:
             if not isinstance(phone.get(key), str):
                 c.errors.append(f"phoneNumber.{key} must be a string")
         c.string(phone, "name", "phoneNumber.", 40)
-        server = c.nested(phone, "server", "phoneNumber.")
-        if server is not None:
-            c.unknown(server, names.SERVER_KEYS, "phoneNumber.server.")
+        c.whitelisted(phone, "server", "phoneNumber.", names.SERVER_KEYS)
     assistant = c.nested(body, "assistant", "")
     if assistant is not None:
         _assistant(c, assistant, "assistant.", names.ASSISTANT_KEYS)

@@ -1,0 +1,152 @@
+"""Bearer auth, fault injection and the request log: one pure-ASGI middleware around the Vapi
+routes (cheap on the polling hot path). The fault actions are described in :mod:`.faults`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import time
+from typing import Any
+from urllib.parse import parse_qsl
+
+from .asgi import ASGIApp, Message, Receive, Scope, Send, breaking, error_response, recording, replaying
+from .constants import ADMIN_PREFIX
+from .engine import iso
+from .errors import INVALID_KEY_MESSAGE, reason_phrase
+from .runtime import Runtime
+
+_DROPPED = "ASGI callable returned without completing response."
+_FAULT_MESSAGES = {
+    429: "Too Many Requests. Please retry after some time.",
+    500: "Internal server error",
+    502: "Bad Gateway",
+    503: "Service Unavailable. Please try again later.",
+}
+_ABANDONED = "Service Unavailable: the emulator was reset before this late request was processed."
+
+
+class _DroppedAnswerFilter(logging.Filter):
+    """Hide uvicorn's complaint about the answers the ``drop`` fault cuts off on purpose."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != _DROPPED
+
+
+logging.getLogger("uvicorn.error").addFilter(_DroppedAnswerFilter())
+
+
+class EmulatorMiddleware:
+    """Bearer auth, fault injection and request recording around the Vapi routes."""
+
+    def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
+        self.app = app
+        self.runtime = runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(ADMIN_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        raw = await _read_body(receive)
+        entry = _log_entry(scope, raw)
+        self.runtime.log.add(entry)
+        if not scope["path"].startswith("/control/") and not self._authorized(scope):
+            entry["status"] = 401
+            await error_response(401, INVALID_KEY_MESSAGE)(scope, receive, send)
+            return
+        faults = self.runtime.faults
+        fault = faults.take(scope["method"], scope["path"], entry["query"]) if faults else None
+        action, retry_after = fault if fault else ("ok", 0.0)
+        entry["fault"] = action if fault else None
+        if action.isdigit():
+            await self._refuse(int(action), retry_after, entry, scope, receive, send)
+        elif action.startswith("late:"):
+            await self._late(float(action.split(":", 1)[1]), entry, raw, scope, receive, send)
+        else:
+            if action.startswith("delay:"):
+                await asyncio.sleep(float(action.split(":", 1)[1]))
+            await self.app(scope, replaying(raw, receive), recording(entry, breaking(action, send)))
+
+    @staticmethod
+    async def _refuse(
+        status: int, retry_after: float, entry: dict[str, Any], scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """A status fault: Vapi's error body at once, nothing processed."""
+        headers = {"Retry-After": str(math.ceil(retry_after))} if status == 429 else None
+        entry["status"] = status
+        message = _FAULT_MESSAGES.get(status, reason_phrase(status))
+        await error_response(status, message, headers)(scope, receive, send)
+
+    async def _late(
+        self, seconds: float, entry: dict[str, Any], raw: bytes, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """``late:S``: the request is processed by a task of its own after ``seconds`` (whether or not
+        the client is still there); the answer it produced is then sent, if anyone is listening."""
+        work = asyncio.get_running_loop().create_task(
+            self._process_later(seconds, entry, raw, scope, receive)
+        )
+        self.runtime.late_work.add(work)
+        work.add_done_callback(self.runtime.late_work.discard)
+        try:
+            messages = await asyncio.shield(work)
+        except asyncio.CancelledError:
+            if not work.cancelled():
+                raise  # this connection's task was cancelled: the work goes on regardless
+            entry["status"] = 503
+            await error_response(503, _ABANDONED)(scope, receive, send)
+            return
+        for message in messages:
+            await send(message)
+
+    async def _process_later(
+        self, seconds: float, entry: dict[str, Any], raw: bytes, scope: Scope, receive: Receive
+    ) -> list[Message]:
+        """Wait, process the request, and return the answer's messages (not sent yet)."""
+        await asyncio.sleep(seconds)
+        messages: list[Message] = []
+
+        async def keep(message: Message) -> None:
+            messages.append(message)
+
+        await self.app(scope, replaying(raw, receive), recording(entry, keep))
+        return messages
+
+    def _authorized(self, scope: Scope) -> bool:
+        expected = b"bearer " + self.runtime.engine.config.api_key.encode()
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                return bool(value.lower()[:7] == b"bearer " and value[7:] == expected[7:])
+        return False
+
+
+async def _read_body(receive: Receive) -> bytes:
+    """The whole request body."""
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def _log_entry(scope: Scope, raw: bytes) -> dict[str, Any]:
+    """The request-log entry of a request (status and fault filled in later)."""
+    return {
+        "method": scope["method"],
+        "path": scope["path"],
+        "query": dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)),
+        "body": _logged_body(raw),
+        "status": None,
+        "timestamp": iso(time.time_ns() // 1_000_000),
+        "fault": None,
+    }
+
+
+def _logged_body(raw: bytes) -> Any:
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace")
