@@ -1,4 +1,4 @@
-"""The "Vapi call" extra link: from a task to its call in Vapi's dashboard."""
+"""The "Vapi call" extra link, and the one place that knows a call's dashboard URL."""
 
 from __future__ import annotations
 
@@ -11,6 +11,12 @@ if TYPE_CHECKING:
 
 XCOM_CALL_URL = "vapi_call_url"
 XCOM_CALL_ID = "call_id"
+DASHBOARD_CALL_URL = "https://dashboard.vapi.ai/calls/{call_id}"
+
+
+def dashboard_url(call_id: str) -> str:
+    """The call's page in Vapi's dashboard."""
+    return DASHBOARD_CALL_URL.format(call_id=call_id)
 
 
 class VapiCallLink(BaseOperatorLink):

@@ -1,28 +1,23 @@
 """``PlaceCallOperator``: build, validate and place a Vapi call from templated parameters.
 
-Retry-safe by construction: the call carries an idempotency key derived from the task instance
-(dag, run, task, map index), so a retry of the same task instance finds the call its earlier try
-placed, whether or not that try lived long enough to save the id, instead of dialling again.
+Retry-safe by construction: :mod:`airflow_provider_vapi.idempotency` gives the call a key derived
+from the task instance (dag, run, task, map index), so a retry of the same task instance finds the
+call its earlier try placed, whether or not that try lived long enough to save the id, instead of
+dialling again. Waiting (``wait_for_completion``) is :mod:`airflow_provider_vapi.waiting`'s.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Collection, Sequence
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, mask_secret
 from pydantic import ValidationError
 
-from airflow_provider_vapi.completion import (
-    DEFAULT_ANALYSIS_GRACE_PERIOD,
-    DEFAULT_FAILURE_OUTCOMES,
-    normalize_outcomes,
-)
+from airflow_provider_vapi import idempotency
 from airflow_provider_vapi.hooks import VapiHook
-from airflow_provider_vapi.links import XCOM_CALL_ID, XCOM_CALL_URL, VapiCallLink
+from airflow_provider_vapi.links import XCOM_CALL_ID, XCOM_CALL_URL, VapiCallLink, dashboard_url
 from airflow_provider_vapi.models import (
     Call,
     CallBatchError,
@@ -30,16 +25,58 @@ from airflow_provider_vapi.models import (
     CallOutcome,
     CreateCallRequest,
 )
-from airflow_provider_vapi.sensors import CallWaitMixin, _default_deferrable
 from airflow_provider_vapi.templating import protect_vapi_placeholders
+from airflow_provider_vapi.waiting import (
+    DEFAULT_ANALYSIS_GRACE_PERIOD,
+    DEFAULT_FAILURE_OUTCOMES,
+    CallWaitMixin,
+    WaitEvent,
+    default_deferrable,
+    normalize_outcomes,
+)
 
 if TYPE_CHECKING:
     import jinja2
     from airflow.providers.common.compat.sdk import Context
 
-STATE_KEY = "vapi_call_ids"
-# Outcomes after which ``redial_on_retry`` may place a fresh call: the person was never reached.
-_REDIALABLE = frozenset({CallOutcome.NOT_REACHED, CallOutcome.VOICEMAIL})
+#: The request parameters, one row each: (parameter, the ``POST /call`` key it is copied to as it
+#: is, or ``None`` when ``build_body`` shapes it, how the Rendered tab shows it). This table makes
+#: ``template_fields``, the renderers, the attributes and ``build_body``; the constructor's
+#: signature lists the same names because Airflow (``expand``, ``partial``) reads them from there.
+REQUEST_FIELDS: Final[tuple[tuple[str, str | None, str | None], ...]] = (
+    ("assistant_id", "assistantId", None),
+    ("assistant", "assistant", "json"),
+    ("assistant_overrides", None, "json"),
+    ("assistant_version", "assistantVersion", None),
+    ("squad_id", "squadId", None),
+    ("squad", "squad", "json"),
+    ("squad_overrides", "squadOverrides", "json"),
+    ("workflow_id", "workflowId", None),
+    ("workflow", "workflow", "json"),
+    ("workflow_overrides", "workflowOverrides", "json"),
+    ("phone_number_id", "phoneNumberId", None),
+    ("phone_number", "phoneNumber", "json"),
+    ("customer", None, "json"),
+    ("customer_id", "customerId", None),
+    ("customers", None, "json"),
+    ("variable_values", None, "json"),
+    ("metadata", None, "json"),
+    ("schedule_plan", "schedulePlan", "json"),
+    ("name", "name", None),
+    ("transport", "transport", "json"),
+    ("payload", None, "json"),
+)
+#: Other constructor parameters that are stored as they are given.
+_PLAIN_PARAMS: Final = (
+    "vapi_conn_id",
+    "strict_legacy",
+    "wait_for_completion",
+    "poll_interval",
+    "timeout",
+    "analysis_grace_period",
+    "fail_on_batch_errors",
+    "redial_on_retry",
+)
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -51,6 +88,23 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
         else:
             merged[key] = value
     return merged
+
+
+def _customer(value: str | dict[str, Any]) -> dict[str, Any]:
+    return {"number": value.strip()} if isinstance(value, str) else dict(value)
+
+
+def _payload_dict(payload: dict[str, Any] | str | None) -> dict[str, Any]:
+    """``payload`` as a dict: it may be a dict, rendered JSON text, or empty."""
+    if isinstance(payload, str):
+        text = payload
+        try:
+            payload = json.loads(text) if text.strip() else None
+        except ValueError as exc:
+            raise AirflowFailException(f"payload is not valid JSON ({exc}): {text[:200]!r}") from exc
+    if payload is not None and not isinstance(payload, dict):
+        raise AirflowFailException(f"payload must render to a JSON object, not {type(payload).__name__}")
+    return payload or {}
 
 
 class PlaceCallOperator(CallWaitMixin, BaseOperator):
@@ -110,45 +164,25 @@ class PlaceCallOperator(CallWaitMixin, BaseOperator):
     with ``wait_for_completion`` the final call as Vapi sends it plus ``outcome``.
     """
 
-    template_fields: Sequence[str] = (
-        "vapi_conn_id",
-        "assistant_id",
-        "assistant",
-        "assistant_overrides",
-        "assistant_version",
-        "squad_id",
-        "squad",
-        "squad_overrides",
-        "workflow_id",
-        "workflow",
-        "workflow_overrides",
-        "phone_number_id",
-        "phone_number",
-        "customer",
-        "customer_id",
-        "customers",
-        "variable_values",
-        "metadata",
-        "schedule_plan",
-        "name",
-        "transport",
-        "payload",
-    )
+    template_fields: Sequence[str] = ("vapi_conn_id", *(name for name, _, _ in REQUEST_FIELDS))
     template_ext: Sequence[str] = (".json",)
-    template_fields_renderers = {
-        "assistant": "json",
-        "assistant_overrides": "json",
-        "squad": "json",
-        "workflow": "json",
-        "phone_number": "json",
-        "customer": "json",
-        "customers": "json",
-        "variable_values": "json",
-        "metadata": "json",
-        "payload": "json",
-    }
+    template_fields_renderers = {name: shown for name, _, shown in REQUEST_FIELDS if shown}
     operator_extra_links = (VapiCallLink(),)
     ui_color = "#c8f7c5"
+
+    # Set from the constructor's arguments by name (see REQUEST_FIELDS and _PLAIN_PARAMS).
+    strict_legacy: bool
+    wait_for_completion: bool
+    poll_interval: float
+    timeout: float | None
+    fail_on_batch_errors: bool
+    redial_on_retry: bool
+    assistant_overrides: dict[str, Any] | None
+    customer: str | dict[str, Any] | None
+    customers: list[str | dict[str, Any]] | None
+    variable_values: dict[str, Any] | None
+    metadata: dict[str, Any] | None
+    payload: dict[str, Any] | str | None
 
     def __init__(
         self,
@@ -186,38 +220,13 @@ class PlaceCallOperator(CallWaitMixin, BaseOperator):
         redial_on_retry: bool = False,
         **kwargs: Any,
     ) -> None:
+        given = dict(locals())
         super().__init__(**kwargs)
-        self.vapi_conn_id = vapi_conn_id
-        self.assistant_id = assistant_id
-        self.assistant = assistant
-        self.assistant_overrides = assistant_overrides
-        self.assistant_version = assistant_version
-        self.squad_id = squad_id
-        self.squad = squad
-        self.squad_overrides = squad_overrides
-        self.workflow_id = workflow_id
-        self.workflow = workflow
-        self.workflow_overrides = workflow_overrides
-        self.phone_number_id = phone_number_id
-        self.phone_number = phone_number
-        self.customer = customer
-        self.customer_id = customer_id
-        self.customers = customers
-        self.variable_values = variable_values
-        self.metadata = metadata
-        self.schedule_plan = schedule_plan
-        self.name = name
-        self.transport = transport
-        self.payload = payload
-        self.strict_legacy = strict_legacy
-        self.wait_for_completion = wait_for_completion
-        self.deferrable = _default_deferrable() if deferrable is None else deferrable
-        self.poll_interval = poll_interval
-        self.timeout = timeout
+        for attribute in (*(name for name, _, _ in REQUEST_FIELDS), *_PLAIN_PARAMS):
+            setattr(self, attribute, given[attribute])
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.failure_outcomes = normalize_outcomes(failure_outcomes)
-        self.analysis_grace_period = analysis_grace_period
-        self.fail_on_batch_errors = fail_on_batch_errors
-        self.redial_on_retry = redial_on_retry
+        # The operator placed the call: a wait that times out or is killed ends it.
         self.end_call_on_timeout = True
         self.end_call_on_kill = True
         self._waiting_on: list[str] = []
@@ -251,35 +260,17 @@ class PlaceCallOperator(CallWaitMixin, BaseOperator):
 
     # -- building the request -------------------------------------------------------------------
 
-    @staticmethod
-    def _customer(value: str | dict[str, Any]) -> dict[str, Any]:
-        return {"number": value.strip()} if isinstance(value, str) else dict(value)
-
     def build_body(self) -> dict[str, Any]:
         """The ``POST /call`` body from the rendered parameters, before validation."""
         body: dict[str, Any] = {}
-        simple = {
-            "assistantId": self.assistant_id,
-            "assistant": self.assistant,
-            "assistantVersion": self.assistant_version,
-            "squadId": self.squad_id,
-            "squad": self.squad,
-            "squadOverrides": self.squad_overrides,
-            "workflowId": self.workflow_id,
-            "workflow": self.workflow,
-            "workflowOverrides": self.workflow_overrides,
-            "phoneNumberId": self.phone_number_id,
-            "phoneNumber": self.phone_number,
-            "customerId": self.customer_id,
-            "schedulePlan": self.schedule_plan,
-            "name": self.name,
-            "transport": self.transport,
-        }
-        body.update({k: v for k, v in simple.items() if v not in (None, "", {})})
+        for attribute, wire, _ in REQUEST_FIELDS:
+            value = getattr(self, attribute)
+            if wire is not None and value not in (None, "", {}):
+                body[wire] = value
         if self.customer not in (None, ""):
-            body["customer"] = self._customer(self.customer)  # type: ignore[arg-type]
+            body["customer"] = _customer(self.customer)  # type: ignore[arg-type]
         if self.customers is not None:
-            body["customers"] = [self._customer(c) for c in self.customers]
+            body["customers"] = [_customer(c) for c in self.customers]
         overrides = dict(self.assistant_overrides or {})
         if self.variable_values:
             overrides["variableValues"] = {**overrides.get("variableValues", {}), **self.variable_values}
@@ -287,16 +278,7 @@ class PlaceCallOperator(CallWaitMixin, BaseOperator):
             overrides["metadata"] = {**overrides.get("metadata", {}), **self.metadata}
         if overrides:
             body["assistantOverrides"] = overrides
-        payload = self.payload
-        if isinstance(payload, str):
-            text = payload
-            try:
-                payload = json.loads(text) if text.strip() else None
-            except ValueError as exc:
-                raise AirflowFailException(f"payload is not valid JSON ({exc}): {text[:200]!r}") from exc
-        if payload is not None and not isinstance(payload, dict):
-            raise AirflowFailException(f"payload must render to a JSON object, not {type(payload).__name__}")
-        return _merge(body, payload or {})
+        return _merge(body, _payload_dict(self.payload))
 
     def build_request(self) -> CreateCallRequest:
         """Validate the body; bad input fails the task at once, without retries."""
@@ -310,84 +292,20 @@ class PlaceCallOperator(CallWaitMixin, BaseOperator):
             mask_secret(secret)
         return request
 
-    # -- idempotency ----------------------------------------------------------------------------
-
-    @staticmethod
-    def idempotency_key(context: Context) -> str:
-        """Stable across retries of one task instance, distinct across runs and map indexes."""
-        ti = context["ti"]
-        map_index = getattr(ti, "map_index", -1)
-        return f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{map_index}"
-
-    def _earlier_calls(self, context: Context, key: str, request: CreateCallRequest) -> list[Call]:
-        """Calls an earlier try of this task instance placed (task_state_store, then Vapi)."""
-        ti = context["ti"]
-        if int(getattr(ti, "try_number", 1) or 1) <= 1:
-            return []
-        hook = self.hook
-        store = context.get("task_state_store")  # type: ignore[call-overload]
-        if store is not None:
-            stored = store.get(STATE_KEY)
-            if isinstance(stored, list) and stored:
-                self.log.info("Re-attaching to call(s) %s saved by an earlier try.", stored)
-                return [hook.get_call(str(cid)) for cid in stored]
-        dag_run = context.get("dag_run")
-        since = getattr(dag_run, "start_date", None) or getattr(dag_run, "queued_at", None)
-        since = since or datetime.now(UTC) - timedelta(days=1)
-        found = hook.find_calls(key, created_after=since, **hook._narrowing(request))
-        # A single call may have been redialled on an earlier retry: the newest one counts.
-        return found if request.customers is not None else found[-1:]
-
-    def _key_for_this_try(self, context: Context, base: str, earlier: list[Call]) -> str | None:
-        """The key to create with, or ``None`` when the earlier call(s) must be reused."""
-        if not earlier:
-            return base
-        if self.redial_on_retry and all(c.is_ended and c.outcome in _REDIALABLE for c in earlier):
-            try_number = int(getattr(context["ti"], "try_number", 1))
-            self.log.warning(
-                "redial_on_retry: the earlier call(s) %s never reached the person (%s); dialling again.",
-                [c.id for c in earlier],
-                [c.ended_reason for c in earlier],
-            )
-            return f"{base}~{try_number}"
-        self.log.info(
-            "An earlier try already placed call(s) %s; not dialling again.", [c.id for c in earlier]
-        )
-        return None
-
     # -- execution ------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> Any:
         request = self.build_request()
-        base_key = self.idempotency_key(context)
-        earlier = self._earlier_calls(context, base_key, request)
-        key = self._key_for_this_try(context, base_key, earlier)
-        if key is None:
-            calls, errors = earlier, list[CallBatchError]()
-        else:
-            result = self.hook.create_call(request, idempotency_key=key)
-            calls, errors = (
-                (result.results, result.errors) if isinstance(result, CallBatchResponse) else ([result], [])
-            )
+        calls, errors = self._place_once(context, request)
         call_ids = [c.id for c in calls]
         batch = request.customers is not None
         self._remember(context, call_ids, batch)
         if errors:
-            report = "; ".join(f"{(e.customer or {}).get('number', '?')}: {e.error}" for e in errors)
-            self.log.error(
-                "Vapi refused %d of %d customers: %s", len(errors), len(errors) + len(calls), report
-            )
-            if self.fail_on_batch_errors:
-                raise AirflowFailException(
-                    f"Vapi refused {len(errors)} customer(s) of the batch ({report}). The {len(calls)} "
-                    f"call(s) placed go on: {call_ids}. Set fail_on_batch_errors=False to carry on."
-                )
+            self._report_refused(calls, errors)
         if not self.wait_for_completion:
             if batch:
-                return {
-                    "call_ids": call_ids,
-                    "errors": [e.model_dump(mode="json", by_alias=True) for e in errors],
-                }
+                refused = [e.model_dump(mode="json", by_alias=True) for e in errors]
+                return {"call_ids": call_ids, "errors": refused}
             return call_ids[0]
         self._waiting_on = call_ids
         settled = self._settled_calls(call_ids)
@@ -395,35 +313,47 @@ class PlaceCallOperator(CallWaitMixin, BaseOperator):
             return self._finish(settled, single=not batch)
         if self.deferrable:
             self._defer_wait(call_ids, self.poll_interval, self.timeout)
-        return self._poll_until_settled(call_ids, single=not batch)
+        return self._poll_until_settled(call_ids, not batch, self.poll_interval, self.timeout)
+
+    def _place_once(
+        self, context: Context, request: CreateCallRequest
+    ) -> tuple[list[Call], list[CallBatchError]]:
+        """Create the call(s), or re-attach to those an earlier try of this task instance placed."""
+        base_key = idempotency.task_key(context)
+        earlier = idempotency.earlier_calls(self.hook, context, base_key, request)
+        key = idempotency.key_for_try(
+            context, base_key, earlier, redial_on_retry=self.redial_on_retry, log=self.log
+        )
+        if key is None:
+            return earlier, []
+        result = self.hook.create_call(request, idempotency_key=key)
+        if isinstance(result, CallBatchResponse):
+            return result.results, result.errors
+        return [result], []
+
+    def _report_refused(self, calls: list[Call], errors: list[CallBatchError]) -> None:
+        report = "; ".join(f"{(e.customer or {}).get('number', '?')}: {e.error}" for e in errors)
+        self.log.error("Vapi refused %d of %d customers: %s", len(errors), len(errors) + len(calls), report)
+        if self.fail_on_batch_errors:
+            raise AirflowFailException(
+                f"Vapi refused {len(errors)} customer(s) of the batch ({report}). The {len(calls)} "
+                f"call(s) placed go on: {[c.id for c in calls]}. Set fail_on_batch_errors=False to carry on."
+            )
 
     def _remember(self, context: Context, call_ids: list[str], batch: bool) -> None:
         """Publish the id(s) the moment they exist: XCom, the link, and the retry-proof store."""
         ti = context["ti"]
         ti.xcom_push(key=XCOM_CALL_ID, value=call_ids if batch else call_ids[0])
         if call_ids:
-            ti.xcom_push(key=XCOM_CALL_URL, value=VapiHook.dashboard_url(call_ids[0]))
-            self.log.info("Vapi call(s) placed: %s", ", ".join(VapiHook.dashboard_url(c) for c in call_ids))
-        store = context.get("task_state_store")  # type: ignore[call-overload]
-        if store is not None and call_ids:
-            store.set(STATE_KEY, list[Any](call_ids))
-
-    def _poll_until_settled(self, call_ids: list[str], single: bool) -> Any:
-        deadline = self._deadline(self.timeout)
-        while True:
-            time.sleep(self.poll_interval)
-            settled = self._settled_calls(call_ids)
-            if settled is not None:
-                return self._finish(settled, single)
-            if deadline is not None and time.time() >= deadline:
-                return self._complete(
-                    {"status": "timeout", "call_ids": call_ids, "pending": call_ids}, single
-                )
+            ti.xcom_push(key=XCOM_CALL_URL, value=dashboard_url(call_ids[0]))
+            self.log.info("Vapi call(s) placed: %s", ", ".join(dashboard_url(c) for c in call_ids))
+        idempotency.remember(context, call_ids)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Resumed from the trigger: apply the outcome policy, or end the calls on timeout."""
         # A batch may come through `payload` too: ask the body, not the `customers` parameter.
-        return self._complete(event, single="customers" not in self.build_body())
+        single = "customers" not in self.build_body()
+        return self._complete(WaitEvent.from_event(event), single)
 
     def on_kill(self) -> None:
         """The task is being killed while waiting: end the live call(s) it placed."""

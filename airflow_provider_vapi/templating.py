@@ -12,6 +12,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Container
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import jinja2
+    from airflow.providers.common.compat.sdk import Context
 
 _EXPRESSION = re.compile(r"\{\{(.*?)\}\}", re.S)
 _LEADING_NAME = re.compile(r"\s*([A-Za-z_]\w*)")
@@ -29,3 +34,17 @@ def protect_vapi_placeholders(text: str, airflow_names: Container[str]) -> str:
     if "{{" not in text or "{% raw %}" in text:
         return text
     return _EXPRESSION.sub(keep, text)
+
+
+def render_native(template: str, context: Context, env: jinja2.Environment) -> Any:
+    """Render with the task's filters and globals, keeping the result's Python type.
+
+    ``CallStatusSensor`` renders ``call_id`` this way, so the ids of a mapped upstream stay a list
+    on every Airflow version instead of becoming their text form.
+    """
+    from jinja2.nativetypes import NativeEnvironment
+
+    native = NativeEnvironment(undefined=env.undefined)
+    native.filters.update(env.filters)
+    native.globals.update(env.globals)
+    return native.from_string(template).render(**context)

@@ -9,9 +9,11 @@ is the same as polling each call: the same events, the same data, the same deadl
 
 Fully async, side-effect free (it may run more than once, e.g. after a triggerer restart, and
 re-created from its kwargs it simply goes on waiting), bounded by a wall-clock deadline so
-``timeout`` / ``execution_timeout`` hold while deferred. It yields exactly one event: ``success``
-(every call settled), ``timeout`` or ``error``; the task re-reads the calls in ``execute_complete``
-so the event stays small whatever the transcripts weigh.
+``timeout`` / ``execution_timeout`` hold while deferred. It yields exactly one
+:class:`~airflow_provider_vapi.waiting.WaitEvent`: ``success`` (every call settled), ``timeout`` or
+``error``; the task re-reads the calls in ``execute_complete`` so the event stays small whatever the
+transcripts weigh. A failed read is judged by the same rule as the hook's retries
+(:func:`~airflow_provider_vapi.retries.is_retryable_status`): transient ones keep the wait going.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_vapi.completion import DEFAULT_ANALYSIS_GRACE_PERIOD, is_settled
 from airflow_provider_vapi.exceptions import VapiAPIError, VapiConnectionError, VapiError
 from airflow_provider_vapi.hooks import VapiHook
 from airflow_provider_vapi.models import Call
+from airflow_provider_vapi.retries import is_retryable_status
+from airflow_provider_vapi.waiting import DEFAULT_ANALYSIS_GRACE_PERIOD, WaitEvent, WaitStatus, is_settled
 from airflow_provider_vapi.watcher import Subscription, subscribe
 
 # A read that keeps failing for this long is reported as an error instead of waiting forever.
@@ -37,16 +40,24 @@ MAX_CONSECUTIVE_FAILURE_SECONDS = 600.0
 COVERED_RECHECK_FACTOR = 10.0
 
 
-class _Pending:
-    """What the trigger remembers of its unsettled calls: little, so a thousand stay cheap."""
+class _WaitState:
+    """What one run of the trigger remembers: little, so a thousand waiting tasks stay cheap."""
 
-    __slots__ = ("ended", "seen")
+    __slots__ = ("ended", "failing_since", "last_read", "unsettled")
 
-    def __init__(self) -> None:
-        #: ``call_id -> updatedAt`` of the newest state seen (stale deliveries are ignored).
-        self.seen: dict[str, datetime | None] = {}
+    def __init__(self, call_ids: list[str]) -> None:
+        #: The calls not settled yet -> ``updatedAt`` of the newest state judged (older ones are
+        #: ignored). A call leaves when it settles; the wait is over when none is left.
+        self.unsettled: dict[str, datetime | None] = dict.fromkeys(call_ids)
         #: Calls that ended and wait for their analysis: kept to re-judge when the grace runs out.
         self.ended: dict[str, Call] = {}
+        #: ``time.time()`` of the first of the direct reads failing in a row, else ``None``.
+        self.failing_since: float | None = None
+        #: ``time.monotonic()`` when the last direct read ended.
+        self.last_read = 0.0
+
+    def pending(self) -> list[str]:
+        return list(self.unsettled)
 
 
 class CallStatusTrigger(BaseTrigger):
@@ -93,38 +104,39 @@ class CallStatusTrigger(BaseTrigger):
             },
         )
 
-    def _event(self, status: str, message: str, pending: list[str] | None = None) -> TriggerEvent:
-        return TriggerEvent(  # type: ignore[no-untyped-call]
-            {"status": status, "message": message, "call_ids": self.call_ids, "pending": pending or []}
-        )
+    def _event(self, status: WaitStatus, message: str, pending: list[str] | None = None) -> TriggerEvent:
+        event = WaitEvent(status, self.call_ids, message, pending or [])
+        return TriggerEvent(event.to_event())  # type: ignore[no-untyped-call]
 
     # -- judging calls ----------------------------------------------------------------------------
 
-    def _see(self, call: Call, state: _Pending, sub: Subscription) -> None:
+    def _see(self, call: Call, state: _WaitState, sub: Subscription) -> None:
         """Take in a state of one call (read directly or delivered by the shared poll)."""
-        if call.id not in state.seen:
+        if call.id not in state.unsettled:
             return  # settled already, or not ours
-        known = state.seen[call.id]
+        known = state.unsettled[call.id]
         if known is not None and call.updated_at is not None and call.updated_at < known:
             return  # an older state than the one already judged
-        state.seen[call.id] = call.updated_at
+        state.unsettled[call.id] = call.updated_at
         if is_settled(call, self.analysis_grace_period):
-            del state.seen[call.id]
-            state.ended.pop(call.id, None)
-            sub.done_with(call.id)
+            self._settle(call.id, state, sub)
         elif call.is_ended:  # ended, its analysis still to come: judged again when grace runs out
             state.ended[call.id] = call
         else:
             state.ended.pop(call.id, None)
 
-    def _settle_by_grace(self, state: _Pending, sub: Subscription) -> float | None:
+    @staticmethod
+    def _settle(call_id: str, state: _WaitState, sub: Subscription) -> None:
+        state.unsettled.pop(call_id, None)
+        state.ended.pop(call_id, None)
+        sub.done_with(call_id)
+
+    def _settle_by_grace(self, state: _WaitState, sub: Subscription) -> float | None:
         """Settle the ended calls whose grace ran out; seconds until the next one may, or None."""
         soonest: float | None = None
         for call_id, call in list(state.ended.items()):
             if is_settled(call, self.analysis_grace_period):
-                del state.ended[call_id]
-                state.seen.pop(call_id, None)
-                sub.done_with(call_id)
+                self._settle(call_id, state, sub)
                 continue
             ended = call.ended_at or call.updated_at
             if ended is not None:
@@ -135,76 +147,80 @@ class CallStatusTrigger(BaseTrigger):
     # -- the wait ---------------------------------------------------------------------------------
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        call_ids = list(dict.fromkeys(self.call_ids))
-        state = _Pending()
-        state.seen = dict.fromkeys(call_ids)
+        state = _WaitState(list(dict.fromkeys(self.call_ids)))
         # Subscribe before the first read: a change the shared poll sees from now on reaches us.
-        sub = subscribe(self.vapi_conn_id, call_ids, self.poll_interval)
-        failing_since: float | None = None
+        sub = subscribe(self.vapi_conn_id, state.pending(), self.poll_interval)
         read_due = True
-        last_read = 0.0
         try:
             while True:
-                if read_due:
-                    read_due = False
-                    try:
-                        for call in await sub.get_calls(list(state.seen)):
-                            self._see(call, state, sub)
-                        failing_since = None
-                    except (VapiConnectionError, VapiAPIError) as exc:
-                        if (
-                            isinstance(exc, VapiAPIError)
-                            and exc.status_code not in (429,)
-                            and (exc.status_code or 0) < 500
-                        ):
-                            yield self._event("error", str(exc), list(state.seen))
-                            return
-                        # Transient: the hook already retried; keep waiting unless it lasts too long.
-                        failing_since = failing_since or time.time()
-                        self.log.warning("Checking Vapi calls failed, will try again: %s", exc)
-                        if time.time() - failing_since > MAX_CONSECUTIVE_FAILURE_SECONDS:
-                            yield self._event(
-                                "error",
-                                f"Vapi unreachable for {MAX_CONSECUTIVE_FAILURE_SECONDS:.0f}s: {exc}",
-                                list(state.seen),
-                            )
-                            return
-                    finally:
-                        # Like a poll loop that sleeps after each check: the next direct read is
-                        # due an interval after this one *ended*, however long it queued.
-                        last_read = time.monotonic()
+                failed = await self._read_directly(state, sub) if read_due else None
                 grace_left = self._settle_by_grace(state, sub)
-                if not state.seen:
-                    yield self._event("success", f"{len(self.call_ids)} call(s) ended.")
+                final = failed or self._final_event(state)
+                if final is not None:
+                    yield final
                     return
-                now = time.time()
-                if self.deadline is not None and now >= self.deadline:
-                    pending = list(state.seen)
-                    yield self._event(
-                        "timeout", f"{len(pending)} call(s) still not ended at the deadline.", pending
-                    )
-                    return
-                covered = sub.covered()
-                if covered:
-                    wait = max(COVERED_RECHECK_FACTOR * self.poll_interval, 60.0)
-                else:
-                    wait = last_read + sub.fallback_interval(self.poll_interval) - time.monotonic()
-                if self.deadline is not None:
-                    wait = min(wait, self.deadline - now)
-                if grace_left is not None:
-                    wait = min(wait, grace_left)
-                await sub.wait(wait)
+                await sub.wait(self._next_wait(state, sub, grace_left))
                 for call in sub.take().values():
                     self._see(call, state, sub)
-                if (
-                    not sub.covered()
-                    and time.monotonic() >= last_read + sub.fallback_interval(self.poll_interval) - 0.001
-                ):
-                    read_due = True  # the shared poll cannot vouch for us: read directly
+                read_due = self._read_due(state, sub)
         except VapiError as exc:
-            yield self._event("error", str(exc))
+            yield self._event(WaitStatus.ERROR, str(exc))
         finally:
             sub.close()
+
+    async def _read_directly(self, state: _WaitState, sub: Subscription) -> TriggerEvent | None:
+        """``GET /call/{id}`` for the unsettled calls; an error event when the wait cannot go on.
+
+        A failure the hook counts as transient (connection errors, 408, 429, 5xx gateways) keeps
+        the wait going, unless it lasts :data:`MAX_CONSECUTIVE_FAILURE_SECONDS`; any other answer
+        (401, 404 ...) cannot change by waiting and ends it.
+        """
+        try:
+            for call in await sub.get_calls(state.pending()):
+                self._see(call, state, sub)
+            state.failing_since = None
+            return None
+        except (VapiConnectionError, VapiAPIError) as exc:
+            if isinstance(exc, VapiAPIError) and not is_retryable_status(exc.status_code or 0):
+                return self._event(WaitStatus.ERROR, str(exc), state.pending())
+            state.failing_since = state.failing_since or time.time()
+            self.log.warning("Checking Vapi calls failed, will try again: %s", exc)
+            if time.time() - state.failing_since > MAX_CONSECUTIVE_FAILURE_SECONDS:
+                message = f"Vapi unreachable for {MAX_CONSECUTIVE_FAILURE_SECONDS:.0f}s: {exc}"
+                return self._event(WaitStatus.ERROR, message, state.pending())
+            return None
+        finally:
+            # Like a poll loop that sleeps after each check: the next direct read is due an
+            # interval after this one *ended*, however long it queued.
+            state.last_read = time.monotonic()
+
+    def _final_event(self, state: _WaitState) -> TriggerEvent | None:
+        """``success`` when nothing is left to wait for, ``timeout`` past the deadline, else None."""
+        if not state.unsettled:
+            return self._event(WaitStatus.SUCCESS, f"{len(self.call_ids)} call(s) ended.")
+        if self.deadline is not None and time.time() >= self.deadline:
+            pending = state.pending()
+            message = f"{len(pending)} call(s) still not ended at the deadline."
+            return self._event(WaitStatus.TIMEOUT, message, pending)
+        return None
+
+    def _next_wait(self, state: _WaitState, sub: Subscription, grace_left: float | None) -> float:
+        """Seconds to sleep: until the next direct read is due (long while the shared poll vouches
+        for the calls), the deadline, or the next analysis grace running out, the soonest."""
+        if sub.covered():
+            wait = max(COVERED_RECHECK_FACTOR * self.poll_interval, 60.0)
+        else:
+            wait = state.last_read + sub.fallback_interval(self.poll_interval) - time.monotonic()
+        if self.deadline is not None:
+            wait = min(wait, self.deadline - time.time())
+        if grace_left is not None:
+            wait = min(wait, grace_left)
+        return wait
+
+    def _read_due(self, state: _WaitState, sub: Subscription) -> bool:
+        """Read directly when the shared poll cannot vouch for the calls and an interval passed."""
+        due_at = state.last_read + sub.fallback_interval(self.poll_interval) - 0.001
+        return not sub.covered() and time.monotonic() >= due_at
 
     async def on_kill(self) -> None:
         """A user killed the deferred task: end the calls that are still live."""

@@ -119,9 +119,7 @@ class Subscription:
 
     async def wait(self, timeout: float | None) -> None:
         """Until the watcher delivers a change or its health changes, or ``timeout`` seconds."""
-        if self._changed.is_set():
-            return
-        if timeout is not None and timeout <= 0:
+        if self._changed.is_set() or (timeout is not None and timeout <= 0):
             return
         try:
             async with asyncio.timeout(timeout):
@@ -138,10 +136,12 @@ class Subscription:
     # -- watcher side ---------------------------------------------------------------------------
 
     def deliver(self, call: Call) -> None:
+        """A new state of one of the calls: keep the newest, wake the trigger."""
         self._inbox[call.id] = call
         self._changed.set()
 
-    def poke(self) -> None:
+    def notify_health(self) -> None:
+        """The watcher's health changed: wake the trigger to re-judge :meth:`covered`."""
         self._changed.set()
 
 
@@ -239,11 +239,8 @@ class CallWatcher:
     @property
     def starting(self) -> bool:
         """Just started, no poll has succeeded or failed yet: its first answer is imminent."""
-        return (
-            not self._healthy
-            and not self._failing
-            and time.monotonic() - self._started_at < 3 * self._interval()
-        )
+        age = time.monotonic() - self._started_at
+        return not (self._healthy or self._failing) and age < 3 * self._min_interval
 
     def covers(self, sub: Subscription) -> bool:
         """The coverage rule of the module docstring."""
@@ -256,9 +253,6 @@ class CallWatcher:
             and self._first_cursor is not None
             and sub.floor - OVERLAP >= self._first_cursor
         )
-
-    def _interval(self) -> float:
-        return self._min_interval
 
     # -- direct reads ---------------------------------------------------------------------------
 
@@ -275,25 +269,19 @@ class CallWatcher:
                 await self._read_hook.aget_conn()
                 self._client_ready = True
 
-        if len(call_ids) == 1:
-            calls = [await read(call_ids[0])]
-        else:
-            calls = list(await asyncio.gather(*(read(cid) for cid in call_ids)))
+        calls = (
+            [await read(call_ids[0])] if len(call_ids) == 1 else await asyncio.gather(*map(read, call_ids))
+        )
         self._note_seen(calls)
         return calls
 
     def _note_seen(self, calls: Iterable[Call]) -> None:
-        newest = self._newest_seen
-        for call in calls:
-            stamp = call.updated_at
-            if stamp is not None and (newest is None or stamp > newest):
-                newest = stamp
-        self._newest_seen = newest
+        stamps = [c.updated_at for c in calls if c.updated_at is not None]
+        if self._newest_seen is not None:
+            stamps.append(self._newest_seen)
+        self._newest_seen = max(stamps, default=None)
 
     # -- the poll loop --------------------------------------------------------------------------
-
-    def _ready_to_start(self) -> bool:
-        return self._newest_seen is not None and self._unchecked == 0
 
     def read_done(self, first: bool) -> None:
         """A subscriber finished a complete direct read: perhaps the run can start now."""
@@ -322,16 +310,16 @@ class CallWatcher:
         if healthy != self._healthy:
             self._healthy = healthy
             for sub in self._subs:
-                sub.poke()
+                sub.notify_health()
 
     async def _run(self) -> None:
         try:
-            next_at = time.monotonic() + self._interval()
+            next_at = time.monotonic() + self._min_interval
             while self._subs:
                 self._wakeup.clear()
                 # A new run starts as soon as every subscriber has read its calls once: its first
                 # cursor then covers them all, and nobody needs to read again.
-                early = self._cursor is None and self._ready_to_start()
+                early = self._cursor is None and self._newest_seen is not None and not self._unchecked
                 delay = next_at - time.monotonic()
                 if not early and delay > 0:
                     try:
@@ -340,9 +328,9 @@ class CallWatcher:
                     except TimeoutError:
                         pass
                     else:  # a shorter interval, or the subscribers' first reads are in: re-plan
-                        next_at = min(next_at, time.monotonic() + self._interval())
+                        next_at = min(next_at, time.monotonic() + self._min_interval)
                         continue
-                interval = self._interval()
+                interval = self._min_interval
                 now = time.monotonic()
                 next_at = now + interval if early else max(next_at + interval, now)
                 if self._cursor is None and not self._start_run():
@@ -352,7 +340,7 @@ class CallWatcher:
             self._healthy = False
             self._covers_from = None
             for sub in self._subs:
-                sub.poke()
+                sub.notify_health()
             for hook in (self._read_hook, self._poll_hook):
                 if hook is not None:
                     try:
@@ -363,12 +351,8 @@ class CallWatcher:
     def _hook_for_polls(self, interval: float) -> VapiHook:
         if self._poll_hook is None:
             # Fail fast: while a poll retries, every subscriber waits; better fall back to direct.
-            self._poll_hook = VapiHook(
-                self.vapi_conn_id,
-                retry_policy=RetryPolicy(
-                    max_attempts=2, base_delay=min(1.0, interval / 4), max_delay=interval, max_total=interval
-                ),
-            )
+            policy = RetryPolicy(2, base_delay=min(1.0, interval / 4), max_delay=interval, max_total=interval)
+            self._poll_hook = VapiHook(self.vapi_conn_id, retry_policy=policy)
         return self._poll_hook
 
     async def _poll_once(self, interval: float) -> None:

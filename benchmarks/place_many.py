@@ -118,9 +118,10 @@ def run_variant(emu: Any, method: str, faults: bool, args: argparse.Namespace) -
     wanted = [f"{tag}-{i}" for i in range(args.n)]
     lost = sum(1 for t in wanted if tags[t] == 0)
     duplicates = sum(tags[t] - 1 for t in wanted if tags[t] > 1)
+    from airflow_provider_vapi.idempotency import key_of
     from airflow_provider_vapi.models import Call
 
-    keys = Counter(Call.model_validate(c).idempotency_key for c in calls)
+    keys = Counter(key_of(Call.model_validate(c)) for c in calls)
     key_dups = sum(v - 1 for k, v in keys.items() if k is not None and v > 1)
     refused = sum(1 for c in calls if (c.get("endedReason") or "").startswith("call.start.error"))
     makespan = max(ts(c["endedAt"]) for c in calls) - min(ts(c["createdAt"]) for c in calls)

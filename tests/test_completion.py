@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from airflow_provider_vapi.completion import check_outcome, is_settled, normalize_outcomes
 from airflow_provider_vapi.exceptions import VapiCallFailedError
 from airflow_provider_vapi.models import Call, CallOutcome
+from airflow_provider_vapi.waiting import check_outcome, is_settled, normalize_outcomes
 
 ENDED = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 

@@ -18,7 +18,8 @@ from airflow_provider_vapi.exceptions import (
     VapiRateLimitError,
 )
 from airflow_provider_vapi.hooks import VapiHook
-from airflow_provider_vapi.models import IDEMPOTENCY_METADATA_KEY, Call, CallBatchResponse, CreateCallRequest
+from airflow_provider_vapi.idempotency import IDEMPOTENCY_METADATA_KEY, key_of
+from airflow_provider_vapi.models import Call, CallBatchResponse, CreateCallRequest
 from airflow_provider_vapi.retries import RetryPolicy
 from tests.conftest import vapi_conn_json
 from tests.shared_data import seed_payload
@@ -48,7 +49,7 @@ def body(emu: Any, number: str = "+14155550123", **extra: Any) -> dict[str, Any]
 def test_create_get_list_end_delete(hook: VapiHook, vapi_emulator: Any) -> None:
     call = hook.create_call(body(vapi_emulator, "+14155550006"), idempotency_key="k-1")
     assert isinstance(call, Call) and call.status in ("queued", "ringing", "in-progress")
-    assert call.idempotency_key == "k-1"
+    assert key_of(call) == "k-1"
     assert hook.get_call(call.id).id == call.id
     assert [c.id for c in hook.list_calls(id=call.id)] == [call.id]
     assert [c.id for c in hook.list_calls(assistantId=vapi_emulator.assistant_id)] == [call.id]
@@ -87,7 +88,7 @@ def test_batch_create_with_a_refused_customer(hook: VapiHook, vapi_emulator: Any
     result = hook.create_call(request, idempotency_key="batch-1")
     assert isinstance(result, CallBatchResponse)
     assert len(result.results) == 2
-    keys = sorted(c.idempotency_key or "" for c in result.results)
+    keys = sorted(key_of(c) or "" for c in result.results)
     assert keys == ["batch-1:0", "batch-1:1"]
     assert sorted(c.id for c in hook.find_calls("batch-1")) == sorted(c.id for c in result.results)
 
@@ -164,7 +165,7 @@ def test_create_never_dials_twice(hook: VapiHook, vapi_emulator: Any, sequence: 
     call = hook.create_call(body(vapi_emulator), idempotency_key=f"once-{'-'.join(sequence)}")
     calls = vapi_emulator.calls()
     assert [c["id"] for c in calls] == [call.id], "exactly one call must exist"
-    assert calls[0]["assistantOverrides"]["metadata"][IDEMPOTENCY_METADATA_KEY] == call.idempotency_key
+    assert calls[0]["assistantOverrides"]["metadata"][IDEMPOTENCY_METADATA_KEY] == key_of(call)
 
 
 def test_create_that_keeps_failing_creates_nothing_extra(hook: VapiHook, vapi_emulator: Any) -> None:

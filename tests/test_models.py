@@ -1,4 +1,4 @@
-"""The wire models: request validation, the Call, idempotency keys (outcomes and secrets: own files)."""
+"""The wire models: request validation, the Call (idempotency keys, outcomes and secrets: own files)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from airflow_provider_vapi import models, outcomes, secrets
+from airflow_provider_vapi.idempotency import IDEMPOTENCY_METADATA_KEY, key_of
 from airflow_provider_vapi.models import (
-    IDEMPOTENCY_METADATA_KEY,
     Call,
     CallBatchError,
     CallBatchResponse,
@@ -22,7 +22,6 @@ from airflow_provider_vapi.models import (
     SchedulePlan,
     SubscriptionLimits,
     TwilioPhoneNumber,
-    batch_idempotency_key,
     classify_ended_reason,
     find_secret_values,
     redact_secrets,
@@ -222,56 +221,6 @@ def test_schedule_plan_accepts_aware_datetimes_and_strings_and_writes_utc() -> N
         SchedulePlan(earliest_at=datetime(2030, 5, 1))
 
 
-# -- idempotency keys ----------------------------------------------------------------------------
-def test_idempotency_key_goes_to_assistant_overrides_metadata_keeping_user_metadata() -> None:
-    request = CreateCallRequest.from_payload(minimal(assistantOverrides={"metadata": {"order": 7}}))
-    keyed = request.with_idempotency_key("run-1")
-    assert keyed.to_wire()["assistantOverrides"]["metadata"] == {
-        "order": 7,
-        IDEMPOTENCY_METADATA_KEY: "run-1",
-    }
-    assert request.to_wire()["assistantOverrides"]["metadata"] == {"order": 7}, "the original is untouched"
-    echoed = Call.model_validate({"id": "c1", **keyed.to_wire()})
-    assert echoed.idempotency_key == "run-1"
-    assert echoed.metadata == {"order": 7, IDEMPOTENCY_METADATA_KEY: "run-1"}
-
-
-def test_idempotency_key_for_squads_and_workflows() -> None:
-    squad = CreateCallRequest.from_payload(
-        {"squad": {"members": []}, "phoneNumberId": "p", "customerId": "c"}
-    )
-    assert squad.with_idempotency_key("k").to_wire()["squadOverrides"] == {
-        "metadata": {IDEMPOTENCY_METADATA_KEY: "k"}
-    }
-    flow = CreateCallRequest.from_payload(
-        {
-            "workflowId": "w",
-            "phoneNumberId": "p",
-            "customerId": "c",
-            "workflowOverrides": {"variableValues": {"a": 1}},
-        }
-    )
-    wire = flow.with_idempotency_key("k").to_wire()
-    assert wire["workflowOverrides"] == {"variableValues": {"a": 1, IDEMPOTENCY_METADATA_KEY: "k"}}
-    assert Call.model_validate({"id": "c", **wire}).idempotency_key == "k"
-
-
-@pytest.mark.parametrize(
-    ("source", "target"), [("assistantId", "assistantOverrides"), ("squadId", "squadOverrides")]
-)
-def test_batches_get_one_key_per_customer(source: str, target: str) -> None:
-    customers = [{"number": NUMBER, target: {"metadata": {"row": 0}}}, {"number": "+14155550124"}]
-    request = CreateCallRequest.from_payload({source: "x", "phoneNumberId": "p", "customers": customers})
-    wire = request.with_idempotency_key("k").to_wire()
-    assert [c[target]["metadata"] for c in wire["customers"]] == [
-        {"row": 0, IDEMPOTENCY_METADATA_KEY: "k:0"},
-        {IDEMPOTENCY_METADATA_KEY: batch_idempotency_key("k", 1)},
-    ]
-    assert target not in wire
-    echoed = Call.model_validate({"id": "c", "customer": wire["customers"][1]})
-    assert echoed.idempotency_key == "k:1"
-
-
 def test_create_customer_dto_has_per_customer_overrides_in_the_spec() -> None:
     props = openapi_spec()["components"]["schemas"]["CreateCustomerDTO"]["properties"]
     assert {"assistantOverrides", "squadOverrides"} <= set(props)
@@ -328,14 +277,14 @@ def test_call_accessors() -> None:
     assert call.transcript == "AI: hi\nUser: bye"
     assert call.has_analysis and call.cost == 0.12
     assert call.metadata == {IDEMPOTENCY_METADATA_KEY: "k", "order": 7}
-    assert call.idempotency_key == "k"
+    assert key_of(call) == "k"
 
 
 def test_call_before_it_ends() -> None:
     call = Call.model_validate({"id": "c", "status": "queued", "createdAt": "2025-01-01T10:00:00Z"})
     assert not call.is_ended and call.outcome is CallOutcome.UNKNOWN
     assert call.duration_seconds is None and call.control_url is None and not call.has_analysis
-    assert (call.summary, call.transcript, call.structured_outputs, call.idempotency_key) == (None,) * 4
+    assert (call.summary, call.transcript, call.structured_outputs, key_of(call)) == (None,) * 4
     assert call.metadata == {}
     assert not Call.model_validate(
         {"id": "c", "analysis": {"summary": "", "structuredData": {}}}

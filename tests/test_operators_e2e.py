@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_vapi.models import IDEMPOTENCY_METADATA_KEY
+from airflow_provider_vapi.idempotency import IDEMPOTENCY_METADATA_KEY
 from tests.dag_runner import run_dag, states, tries, xcom
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "vapi_conn")
@@ -166,7 +166,7 @@ def test_redial_on_retry_calls_again_only_when_nobody_was_reached(vapi_emulator:
     dag_run = run_dag(
         "redial",
         f"""
-        from airflow_provider_vapi.completion import check_outcome
+        from airflow_provider_vapi.waiting import check_outcome
 
         class FailsFirstTry(PlaceCallOperator):
             def execute(self, context):

@@ -7,6 +7,7 @@ import itertools
 import json
 from typing import Any
 
+from airflow_provider_vapi.idempotency import keyed_body
 from airflow_provider_vapi.models import Call, CreateCallRequest
 from airflow_provider_vapi.secrets import REDACTED, find_secret_values, redact_secrets
 from tests.shared_data import seed_payload
@@ -84,7 +85,8 @@ def test_secret_values_finds_every_secret_and_no_ordinary_value() -> None:
     } == secrets
     assert "twilio-token" not in repr(request)
     assert request.to_wire()["phoneNumber"]["twilioAuthToken"] == "twilio-token"
-    assert set(request.with_idempotency_key("k").secret_values()) == secrets
+    # The body actually sent (with the idempotency key) holds no secret the masker was not told of.
+    assert set(find_secret_values(keyed_body(request, "k"))) <= secrets
 
 
 def assert_redaction_matches_finding(body: Any) -> None:

@@ -145,6 +145,18 @@ async def test_transient_errors_are_retried_not_reported(vapi_conn, vapi_emulato
     assert got[0]["status"] == "success"
 
 
+@pytest.mark.parametrize("status", [408, 504])
+async def test_a_retryable_status_that_outlasts_the_retries_keeps_the_wait_going(vapi_conn, vapi_emulator, status):
+    """The hook retries 408 and 504 alike, so the trigger must judge them alike: a first read that
+    exhausts its retries is transient, and the wait goes on (a 408 used to end it with an error)."""
+    emu = vapi_emulator
+    call_id = emu.create_call(TALK)["id"]
+    emu.faults([status] * 6, method="GET", path=f"/call/{call_id}")  # the connection allows 5 attempts
+    got = await events(CallStatusTrigger(call_id, vapi_conn, poll_interval=0.1, analysis_grace_period=60))
+    assert [e["status"] for e in got] == ["success"], got
+    assert emu.active_faults() == [], "every scripted failure was answered, so the read was retried"
+
+
 async def test_grace_period_settles_a_call_whose_analysis_never_comes(vapi_conn, vapi_emulator):
     emu = vapi_emulator
     emu.configure(analysis_delay=3600)

@@ -98,7 +98,9 @@ def test_task_killed_between_call_created_and_id_saved(
     # The call is created but its answer is cut off; the lookup that would find it hangs, so the
     # task is stuck with a call that exists and an id it does not have: kill it right there.
     emu.faults(["drop"], method="POST", path="/call")
-    emu.faults(["delay:60"], method="GET", path="/call")
+    # Only the idempotency lookup (createdAtGe) is held: a shared poll of other waits
+    # (updatedAtGt) must not take the fault in its place.
+    emu.faults(["delay:60"], method="GET", path="/call", query={"createdAtGe": "*"})
     run = start_survey(survey, system_workdir, "fault-task-kill", people)
 
     def stuck_in_lookup() -> bool:

@@ -18,17 +18,17 @@ import os
 _BREAK = os.environ.get("VAPI_SYSTEM_BREAK", "")
 
 if _BREAK == "skip_idempotency_lookup":
-    from airflow_provider_vapi.operators import PlaceCallOperator
+    from airflow_provider_vapi import idempotency
 
-    PlaceCallOperator._earlier_calls = lambda self, *args, **kwargs: []  # type: ignore[method-assign]
+    idempotency.earlier_calls = lambda *args, **kwargs: []
 elif _BREAK == "blind_create_retry":
-    from airflow_provider_vapi.hooks import VapiHook
+    from airflow_provider_vapi import idempotency
 
-    def _never_found(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def _never_found(*args, **kwargs):  # type: ignore[no-untyped-def]
         return []
         yield  # a generator, like the original
 
-    VapiHook._find_op = _never_found  # type: ignore[method-assign]
+    idempotency.find_op = _never_found
 elif _BREAK == "no_trigger_on_kill":
     from airflow_provider_vapi.triggers import CallStatusTrigger
 

@@ -1,13 +1,9 @@
-"""Pydantic v2 models of Vapi's wire format: the one place that knows it.
+"""Request models: the body of ``POST /call`` (``CreateCallDTO``) and the objects inside it.
 
-Python code uses snake_case attributes; the wire uses camelCase (aliases, ``populate_by_name``).
-Request models are strict (Vapi answers 400 to unknown properties, so we refuse them first, with a
-message that says how to fix the body); response models are lenient (Vapi adds fields, statuses and
-ended reasons often, and a DAG must not break the day it does).
-
-Bodies written for the 2024 API (``POST /call/phone``) are upgraded by :mod:`.legacy`; ended
-reasons are classified by :mod:`.outcomes`; secrets are found (and redacted) by :mod:`.secrets`.
-Those names are re-exported here, where callers have always imported them from.
+Strict on purpose: Vapi answers 400 to unknown properties, so they are refused here first, with a
+message that says how to fix the body, and every problem is reported at once. Bodies written for
+the 2024 API (``POST /call/phone``) are upgraded by :mod:`airflow_provider_vapi.legacy` on the way
+in. Python code uses snake_case attributes; the wire uses camelCase (aliases, ``populate_by_name``).
 """
 
 from __future__ import annotations
@@ -15,8 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from enum import StrEnum
+from datetime import datetime
 from typing import Any, ClassVar, Final, Self
 
 from pydantic import (
@@ -35,70 +30,21 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from airflow_provider_vapi.legacy import upgrade_call_body
-from airflow_provider_vapi.outcomes import CallOutcome, classify_ended_reason
-from airflow_provider_vapi.secrets import find_secret_values, redact_secrets
+from airflow_provider_vapi.paging import iso
+from airflow_provider_vapi.secrets import find_secret_values
 
-__all__ = [
-    "IDEMPOTENCY_METADATA_KEY",
-    "AssistantOverrides",
-    "Call",
-    "CallBatchError",
-    "CallBatchResponse",
-    "CallOutcome",
-    "CallStatus",
-    "CreateCallRequest",
-    "Customer",
-    "SchedulePlan",
-    "SubscriptionLimits",
-    "TwilioPhoneNumber",
-    "WorkflowOverrides",
-    "batch_idempotency_key",
-    "classify_ended_reason",
-    "find_secret_values",
-    "redact_secrets",
-]
-
-logger = logging.getLogger(__name__)
-
-#: Metadata key carrying the provider's idempotency key (Vapi has none of its own): a create that
-#: may have reached Vapi is reconciled by listing recent calls and matching this key.
-IDEMPOTENCY_METADATA_KEY: Final = "airflowIdempotencyKey"
+# Named after the package: users filter "airflow_provider_vapi.models" for the upgrade warnings.
+logger = logging.getLogger(__package__)
 
 _E164 = re.compile(r"\+[1-9]\d{6,14}")
 _PUNCTUATION = re.compile(r"[\s\-().]")
 _E164_EXAMPLE = "+14155550123"
 
 
-def batch_idempotency_key(key: str, index: int) -> str:
-    """The key :meth:`CreateCallRequest.with_idempotency_key` gives the ``index``-th batch customer."""
-    return f"{key}:{index}"
-
-
-def _iso(value: datetime) -> str:
-    """ISO 8601 in UTC with ``Z`` and milliseconds, the way Vapi writes its own timestamps."""
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _error(kind: str, loc: tuple[str | int, ...], message: str, value: Any) -> InitErrorDetails:
     return InitErrorDetails(type=PydanticCustomError(kind, message), loc=loc, input=value)
 
 
-class CallStatus(StrEnum):
-    """``Call.status``. ``not-found`` and ``deletion-failed`` are undocumented but seen in the spec."""
-
-    SCHEDULED = "scheduled"
-    QUEUED = "queued"
-    RINGING = "ringing"
-    IN_PROGRESS = "in-progress"
-    FORWARDING = "forwarding"
-    ENDED = "ended"
-    NOT_FOUND = "not-found"
-    DELETION_FAILED = "deletion-failed"
-
-
-# ---------------------------------------------------------------------------------------------
-# Requests
-# ---------------------------------------------------------------------------------------------
 class _RequestModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
@@ -197,14 +143,14 @@ class SchedulePlan(_RequestModel):
         if self.latest_at is not None and self.latest_at <= self.earliest_at:
             raise PydanticCustomError(
                 "schedule_order",
-                f"schedule_plan.latest_at ({_iso(self.latest_at)}) must be after earliest_at "
-                f"({_iso(self.earliest_at)})",
+                f"schedule_plan.latest_at ({iso(self.latest_at)}) must be after earliest_at "
+                f"({iso(self.earliest_at)})",
             )
         return self
 
     @field_serializer("earliest_at", "latest_at")
     def _serialise(self, value: datetime | None) -> str | None:
-        return None if value is None else _iso(value)
+        return None if value is None else iso(value)
 
 
 class AssistantOverrides(BaseModel):
@@ -273,14 +219,16 @@ class Customer(_RequestModel):
 class TwilioPhoneNumber(_RequestModel):
     """``ImportTwilioPhoneNumberDTO``: a transient caller line on your own Twilio account."""
 
-    fallback_destination: dict[str, Any] | None = None
-    hooks: list[dict[str, Any]] | None = None
-    sms_enabled: bool | None = None
+    # The line and how to reach it on Twilio: the number, and the token or an API key and secret.
     twilio_phone_number: str
     twilio_account_sid: str
     twilio_auth_token: SecretStr | None = None
     twilio_api_key: str | None = None
     twilio_api_secret: SecretStr | None = None
+    # Everything else of ImportTwilioPhoneNumberDTO, passed through.
+    fallback_destination: dict[str, Any] | None = None
+    hooks: list[dict[str, Any]] | None = None
+    sms_enabled: bool | None = None
     name: str | None = None
     assistant_id: str | None = None
     workflow_id: str | None = None
@@ -473,232 +421,7 @@ class CreateCallRequest(_RequestModel):
             return "workflow"
         return "assistant"
 
-    def with_idempotency_key(self, key: str) -> Self:
-        """A copy carrying ``key`` in the metadata Vapi echoes back (see :meth:`wire_with_idempotency_key`)."""
-        copy = type(self).model_validate(self.wire_with_idempotency_key(key))
-        copy._input_secrets = list(self._input_secrets)
-        return copy
-
-    def wire_with_idempotency_key(self, key: str) -> dict[str, Any]:
-        """The body to send, carrying ``key`` in the metadata Vapi echoes back on the created call(s).
-
-        Assistant calls: ``assistantOverrides.metadata``; squad calls: ``squadOverrides.metadata``
-        (an ``AssistantOverrides`` applied to every member). ``WorkflowOverrides`` has no metadata,
-        so workflow calls carry it in ``workflowOverrides.variableValues`` (echoed, and harmless: a
-        variable no prompt uses). Batches get one key per customer, ``batch_idempotency_key(key, i)``,
-        in that customer's ``assistantOverrides`` / ``squadOverrides`` metadata; a workflow batch
-        has no per-customer overrides and carries the plain key. User metadata is preserved.
-        """
-        wire = self.to_wire()
-        source = self.source
-        if source == "workflow":
-            _put(wire, ("workflowOverrides", "variableValues"), key)
-        elif wire.get("customers"):
-            target = "squadOverrides" if source == "squad" else "assistantOverrides"
-            for index, customer in enumerate(wire["customers"]):
-                _put(customer, (target, "metadata"), batch_idempotency_key(key, index))
-        else:
-            target = "squadOverrides" if source == "squad" else "assistantOverrides"
-            _put(wire, (target, "metadata"), key)
-        return wire
-
     def secret_values(self) -> list[str]:
         """Every secret in the body (for Airflow's secret masker), found by key name."""
         found = find_secret_values(self.to_wire())
         return list(dict.fromkeys([*found, *self._input_secrets]))
-
-
-def _put(target: dict[str, Any], path: tuple[str, str], key: str) -> None:
-    """Write the idempotency key at ``target[path[0]][path[1]]``, keeping what is there."""
-    outer = target.get(path[0])
-    if not isinstance(outer, dict):
-        outer = target[path[0]] = {}
-    inner = outer.get(path[1])
-    if not isinstance(inner, dict):
-        inner = outer[path[1]] = {}
-    inner[IDEMPOTENCY_METADATA_KEY] = key
-
-
-# ---------------------------------------------------------------------------------------------
-# Responses
-# ---------------------------------------------------------------------------------------------
-class _ResponseModel(BaseModel):
-    """Lenient: keeps every field Vapi sends, including the ones it adds after this release."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-class Call(_ResponseModel):
-    """A ``Call`` as Vapi returns it. Nested objects stay dicts: they change too often to pin."""
-
-    id: str
-    org_id: str | None = None
-    type: str | None = None
-    status: CallStatus | str | None = None
-    ended_reason: str | None = None
-    ended_message: str | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
-    cost: float | None = None
-    costs: list[dict[str, Any]] | None = None
-    cost_breakdown: dict[str, Any] | None = None
-    messages: list[dict[str, Any]] | None = None
-    phone_call_provider: str | None = None
-    phone_call_provider_id: str | None = None
-    phone_call_transport: str | None = None
-    destination: dict[str, Any] | None = None
-    transport: dict[str, Any] | None = None
-    artifact_plan: dict[str, Any] | None = None
-    analysis: dict[str, Any] | None = None
-    artifact: dict[str, Any] | None = None
-    monitor: dict[str, Any] | None = None
-    compliance: dict[str, Any] | None = None
-    campaign_id: str | None = None
-    assistant_id: str | None = None
-    assistant_version: str | None = None
-    assistant: dict[str, Any] | None = None
-    assistant_overrides: dict[str, Any] | None = None
-    squad_id: str | None = None
-    squad: dict[str, Any] | None = None
-    squad_overrides: dict[str, Any] | None = None
-    workflow_id: str | None = None
-    workflow: dict[str, Any] | None = None
-    workflow_overrides: dict[str, Any] | None = None
-    phone_number_id: str | None = None
-    phone_number: dict[str, Any] | None = None
-    customer_id: str | None = None
-    customer: dict[str, Any] | None = None
-    name: str | None = None
-    schedule_plan: dict[str, Any] | None = None
-
-    @field_validator("status", mode="before")
-    @classmethod
-    def _known_status(cls, value: Any) -> Any:
-        """A known status becomes a :class:`CallStatus`; a new one stays a plain string."""
-        try:
-            return CallStatus(value)
-        except ValueError:
-            return value
-
-    @field_serializer("created_at", "updated_at", "started_at", "ended_at")
-    def _serialise_time(self, value: datetime | None) -> str | None:
-        return None if value is None else _iso(value)
-
-    @property
-    def is_ended(self) -> bool:
-        return self.status == CallStatus.ENDED
-
-    @property
-    def outcome(self) -> CallOutcome:
-        """What happened, from ``endedReason`` (``unknown`` while the call has not ended)."""
-        return classify_ended_reason(self.ended_reason)
-
-    @property
-    def structured_data(self) -> Any:
-        return _dict(self.analysis).get("structuredData")
-
-    @property
-    def summary(self) -> str | None:
-        extra = self.__pydantic_extra__ or {}
-        value = _dict(self.analysis).get("summary", extra.get("summary"))
-        return value if isinstance(value, str) else None
-
-    @property
-    def success_evaluation(self) -> Any:
-        """Whatever the rubric produced (a string per the spec; booleans and numbers are seen)."""
-        return _dict(self.analysis).get("successEvaluation")
-
-    @property
-    def structured_outputs(self) -> dict[str, Any] | None:
-        value = _dict(self.artifact).get("structuredOutputs")
-        return value if isinstance(value, dict) else None
-
-    @property
-    def transcript(self) -> str | None:
-        extra = self.__pydantic_extra__ or {}
-        value = _dict(self.artifact).get("transcript", extra.get("transcript"))
-        return value if isinstance(value, str) else None
-
-    @property
-    def duration_seconds(self) -> float | None:
-        if self.started_at is None or self.ended_at is None:
-            return None
-        return (self.ended_at - self.started_at).total_seconds()
-
-    @property
-    def control_url(self) -> str | None:
-        value = _dict(self.monitor).get("controlUrl")
-        return value if isinstance(value, str) else None
-
-    @property
-    def has_analysis(self) -> bool:
-        """True once Vapi has written any analysis (it lags ``ended`` by a few seconds)."""
-        analysis = _dict(self.analysis)
-        return any(
-            analysis.get(k) not in (None, "", {}) for k in ("summary", "structuredData", "successEvaluation")
-        )
-
-    @property
-    def metadata(self) -> dict[str, Any]:
-        """``assistantOverrides.metadata`` (or ``squadOverrides.metadata``), else ``{}``."""
-        for overrides in (self.assistant_overrides, self.squad_overrides):
-            value = _dict(overrides).get("metadata")
-            if isinstance(value, dict):
-                return value
-        return {}
-
-    @property
-    def idempotency_key(self) -> str | None:
-        """The key :meth:`CreateCallRequest.with_idempotency_key` put in, wherever it travelled."""
-        customer = _dict(self.customer)
-        places = (
-            _dict(self.assistant_overrides).get("metadata"),
-            _dict(self.squad_overrides).get("metadata"),
-            _dict(customer.get("assistantOverrides")).get("metadata"),
-            _dict(customer.get("squadOverrides")).get("metadata"),
-            _dict(self.workflow_overrides).get("variableValues"),
-        )
-        for place in places:
-            value = _dict(place).get(IDEMPOTENCY_METADATA_KEY)
-            if isinstance(value, str):
-                return value
-        return None
-
-    def to_xcom(self) -> dict[str, Any]:
-        """The call as Vapi sent it (camelCase, received keys only, unknown ones kept) + ``outcome``.
-
-        Secrets Vapi echoes back are replaced by ``***`` (:func:`.secrets.redact_secrets`): the Call
-        repeats the request, so a transient ``phoneNumber.twilioAuthToken``, an inline assistant's
-        ``server.headers.X-Vapi-Secret`` or ``credentials[].apiKey`` would otherwise land in the
-        metadata database, readable by anyone who can see the task's XCom.
-        """
-        data: dict[str, Any] = redact_secrets(self.model_dump(by_alias=True, exclude_unset=True, mode="json"))
-        data["outcome"] = self.outcome.value
-        return data
-
-
-class SubscriptionLimits(_ResponseModel):
-    concurrency_blocked: bool | None = None
-    concurrency_limit: float | None = None
-    remaining_concurrent_calls: float | None = None
-
-
-class CallBatchError(_ResponseModel):
-    """A customer of a batch that Vapi did not call (kept as sent: it may be what was invalid)."""
-
-    customer: dict[str, Any] = Field(default_factory=dict)
-    error: str = ""
-
-
-class CallBatchResponse(_ResponseModel):
-    """``POST /call`` with ``customers``: 201 even when some (or all) customers failed."""
-
-    results: list[Call] = Field(default_factory=list)
-    errors: list[CallBatchError] = Field(default_factory=list)
-    subscription_limits: SubscriptionLimits | None = None

@@ -1,0 +1,282 @@
+"""How ``VapiHook`` sends requests: one generator per operation, a sync and an async driver.
+
+The protocol (the same idea as httpx's ``Auth.auth_flow``)
+----------------------------------------------------------
+An *operation* is a generator that never does I/O itself. It **yields steps** and is **sent
+answers**:
+
+* it yields :class:`Send` (one HTTP request) and is sent back the ``httpx.Response``, or the
+  ``httpx.TransportError`` the request raised (timeouts and dropped connections are answers too,
+  so the operation decides what they mean);
+* it yields :class:`Sleep` (a back-off) and is sent ``None`` when the time has passed;
+* it ``return``\\ s its result (``StopIteration.value``) or raises a :class:`~.exceptions.VapiError`.
+
+:func:`run` drives an operation with a blocking ``httpx.Client`` (workers) and :func:`arun` with an
+``httpx.AsyncClient`` (the triggerer's event loop). They are the only two places that touch a
+client or a clock, and the only intended pair of look-alike functions in the package. Everything
+else (retries, reconciliation of an ambiguous create, paging, errors) is written once, in
+operations, so the sync methods and their ``a``-prefixed async twins cannot drift apart.
+Operations compose with ``yield from``: :func:`request_op` is the retrying building block of the
+others, and ``idempotency.create_op`` combines sends, sleeps and listings the same way.
+
+Also here: :class:`ConnectionSettings`, what the hook reads from its Airflow connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NoReturn, Protocol, TypeVar
+
+import httpx
+
+from airflow_provider_vapi.exceptions import VapiConnectionError, VapiError, error_class_for_status
+from airflow_provider_vapi.retries import RetryPolicy, is_retryable_status
+
+T = TypeVar("T")
+
+DEFAULT_BASE_URL = "https://api.vapi.ai"
+DEFAULT_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class Send:
+    """One HTTP request an operation wants sent; the driver answers with a response or an error."""
+
+    method: str
+    url: str
+    params: Mapping[str, Any] | None = None
+    json: Any = None
+    #: ``False`` for a monitor URL: it lives on another host and is a capability URL itself.
+    authenticated: bool = True
+
+    @property
+    def where(self) -> str:
+        """``METHOD /path`` for messages (never the query string, never a host's secret path)."""
+        return f"{self.method} {httpx.URL(self.url).path or self.url}"
+
+
+@dataclass(frozen=True)
+class Sleep:
+    """Wait this many seconds before the next step."""
+
+    seconds: float
+
+
+class Log(Protocol):
+    """What operations log through: a hook's or a task's logger (stdlib or Airflow's)."""
+
+    def info(self, msg: str, /, *args: Any) -> Any: ...
+    def warning(self, msg: str, /, *args: Any) -> Any: ...
+
+
+Step = Send | Sleep
+Reply = httpx.Response | httpx.TransportError | None
+Op = Generator[Step, Reply, T]
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """What a hook needs from its Airflow connection, read once per hook."""
+
+    conn_id: str
+    base_url: str
+    api_key: str
+    timeout: float
+    policy: RetryPolicy
+
+    @classmethod
+    def from_connection(
+        cls, conn: Any, conn_id: str, *, timeout: float | None = None, policy: RetryPolicy | None = None
+    ) -> ConnectionSettings:
+        """Parse an Airflow ``Connection`` (password = API key, host = base URL, extras = bounds)."""
+        api_key = conn.password or ""
+        if not api_key:
+            raise VapiError(
+                f"The Airflow connection {conn_id!r} has no API key. Put your Vapi *private* "
+                "API key in its Password field (Admin -> Connections, or the password part of "
+                "AIRFLOW_CONN_VAPI_DEFAULT)."
+            )
+        host = (conn.host or "").strip()
+        if host and "://" not in host:
+            schema = conn.schema or "https"
+            host = f"{schema}://{host}" + (f":{conn.port}" if conn.port else "")
+        elif host and conn.port and host.count(":") < 2:
+            host = f"{host}:{conn.port}"
+        extra = conn.extra_dejson or {}
+        return cls(
+            conn_id=conn_id,
+            base_url=(host or DEFAULT_BASE_URL).rstrip("/"),
+            api_key=api_key,
+            timeout=float(timeout or extra.get("timeout") or DEFAULT_TIMEOUT),
+            policy=policy
+            or RetryPolicy(
+                max_attempts=int(extra.get("max_retries", 5)),
+                max_delay=float(extra.get("retry_max_wait", 20.0)),
+                max_total=float(extra.get("retry_total_seconds", 120.0)),
+            ),
+        )
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Arguments for ``httpx.Client`` / ``httpx.AsyncClient``."""
+        return {
+            "base_url": self.base_url,
+            "headers": {"Authorization": f"Bearer {self.api_key}", "User-Agent": "airflow-provider-vapi"},
+            "timeout": httpx.Timeout(self.timeout, connect=min(10.0, self.timeout)),
+        }
+
+
+# -- the drivers --------------------------------------------------------------------------------
+
+
+def _build(client: httpx.Client | httpx.AsyncClient, step: Send) -> httpx.Request:
+    request = client.build_request(step.method, step.url, params=step.params, json=step.json)
+    if not step.authenticated:
+        request.headers.pop("Authorization", None)
+    return request
+
+
+def run(op: Op[T], client: httpx.Client) -> T:
+    """Drive ``op`` to its result with a blocking client."""
+    reply: Reply = None
+    try:
+        while True:
+            step = op.send(reply)
+            reply = None
+            if isinstance(step, Sleep):
+                time.sleep(step.seconds)
+                continue
+            try:
+                reply = client.send(_build(client, step))
+            except httpx.TransportError as exc:
+                reply = exc
+    except StopIteration as stop:
+        result: T = stop.value
+        return result
+
+
+async def arun(op: Op[T], client: httpx.AsyncClient) -> T:
+    """Drive ``op`` to its result on the running event loop."""
+    reply: Reply = None
+    try:
+        while True:
+            step = op.send(reply)
+            reply = None
+            if isinstance(step, Sleep):
+                await asyncio.sleep(step.seconds)
+                continue
+            try:
+                reply = await client.send(_build(client, step))
+            except httpx.TransportError as exc:
+                reply = exc
+    except StopIteration as stop:
+        result: T = stop.value
+        return result
+
+
+# -- building blocks of operations ---------------------------------------------------------------
+
+
+@dataclass
+class Attempts:
+    """Book-keeping for one logical request across its retries."""
+
+    policy: RetryPolicy
+    started: float = field(default_factory=time.monotonic)
+    attempt: int = 0
+
+    def next_delay(self, reply: Reply) -> float | None:
+        """Seconds to wait before the next attempt, or ``None`` when the budget is spent."""
+        self.attempt += 1
+        response = reply if isinstance(reply, httpx.Response) else None
+        return self.policy.delay(self.attempt, time.monotonic() - self.started, response)
+
+
+def describe(reply: Reply) -> str:
+    """``HTTP 503`` or ``ReadTimeout``: what went wrong, for a log line."""
+    if isinstance(reply, httpx.Response):
+        return f"HTTP {reply.status_code}"
+    return type(reply).__name__
+
+
+def vapi_messages(response: httpx.Response) -> list[str]:
+    """Vapi's own reason(s) from a NestJS-shaped error body, whatever its exact shape."""
+    try:
+        body = response.json()
+    except ValueError:
+        text = response.text.strip()
+        return [text[:500]] if text else []
+    message = body.get("message") if isinstance(body, dict) else None
+    if isinstance(message, list):
+        return [str(m) for m in message]
+    if message:
+        return [str(message)]
+    return [str(body)[:500]] if body else []
+
+
+def _hint(status: int, conn_id: str, call_id: str | None) -> str:
+    if status in (401, 403):
+        return (
+            f" Fix the API key of Airflow connection {conn_id!r}: it must be your Vapi "
+            "*private* key (Dashboard -> Organization -> API Keys), in the Password field."
+        )
+    if status == 404 and call_id:
+        return f" No call {call_id!r} exists for this API key."
+    if status == 429:
+        return " Vapi is rate limiting this account; lower the concurrency of your DAGs (a pool)."
+    return ""
+
+
+def raise_for(step: Send, reply: Reply, conn_id: str, call_id: str | None = None) -> NoReturn:
+    """Raise the typed error for a failed step: Vapi's message, status, ``METHOD /path``, call id."""
+    if not isinstance(reply, httpx.Response):
+        raise VapiConnectionError(
+            f"No answer from Vapi for {step.where} after retries ({type(reply).__name__}: {reply}). "
+            f"Check the base URL of connection {conn_id!r} and your network.",
+            method=step.method,
+            path=step.url,
+            call_id=call_id,
+        ) from reply
+    status = reply.status_code
+    messages = vapi_messages(reply)
+    said = "; ".join(messages).rstrip(".") or reply.reason_phrase
+    id_part = f" (call {call_id})" if call_id else ""
+    raise error_class_for_status(status)(
+        f"Vapi answered {status} to {step.where}{id_part}: {said}.{_hint(status, conn_id, call_id)}",
+        status_code=status,
+        vapi_messages=messages,
+        method=step.method,
+        path=step.url,
+        call_id=call_id,
+    )
+
+
+def request_op(
+    step: Send, *, policy: RetryPolicy, conn_id: str, log: Log, call_id: str | None = None
+) -> Op[Any]:
+    """Send a *safe* request, retrying transient failures; return the decoded JSON body.
+
+    Retried: connection errors, timeouts and the statuses of :func:`.retries.is_retryable_status`,
+    within ``policy``. Other answers are final and raise at once.
+    """
+    attempts = Attempts(policy)
+    while True:
+        reply = yield step
+        if isinstance(reply, httpx.Response):
+            if reply.is_success:
+                return reply.json() if reply.content else None
+            if not is_retryable_status(reply.status_code):
+                raise_for(step, reply, conn_id, call_id)
+        delay = attempts.next_delay(reply)
+        if delay is None:
+            raise_for(step, reply, conn_id, call_id)
+        log.warning(
+            "Vapi %s failed (%s), attempt %d; retrying in %.1fs",
+            step.where,
+            describe(reply),
+            attempts.attempt,
+            delay,
+        )
+        yield Sleep(delay)

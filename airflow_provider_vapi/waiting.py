@@ -1,0 +1,269 @@
+"""Waiting for calls: when a wait is over, what ends it, and how a task waits.
+
+Shared by ``CallStatusSensor``, ``PlaceCallOperator(wait_for_completion=True)`` and
+``CallStatusTrigger``, so all three agree:
+
+* **the completion rule** (:func:`is_settled`): a call is *settled* when it has ``ended`` and its
+  analysis has arrived, or cannot arrive (no conversation), or the grace period after ``endedAt``
+  has passed (Vapi computes the analysis after hang-up);
+* **the outcome policy** (:func:`check_outcome`): which outcome classes fail the task;
+* **the event a wait ends with** (:class:`WaitEvent`): the trigger builds it, the operator's poll
+  path builds the same, ``execute_complete`` reads it;
+* **how a task waits** (:class:`CallWaitMixin`): one check, then poke, reschedule or defer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from functools import cached_property
+from typing import Any
+
+from airflow.providers.common.compat.sdk import conf
+
+from airflow_provider_vapi.exceptions import VapiCallFailedError, VapiCallTimeoutError, VapiError
+from airflow_provider_vapi.hooks import VapiHook
+from airflow_provider_vapi.links import dashboard_url
+from airflow_provider_vapi.models import Call, CallOutcome
+
+DEFAULT_ANALYSIS_GRACE_PERIOD = 60.0
+DEFAULT_FAILURE_OUTCOMES: tuple[str, ...] = (CallOutcome.ERROR.value,)
+
+
+# -- the completion rule and the outcome policy ---------------------------------------------------
+
+
+def analysis_expected(call: Call) -> bool:
+    """Vapi analyses every call with two messages or more, whatever its outcome (a conversation
+    that was cancelled or broke off is analysed too); fewer means no analysis will come."""
+    artifact = call.artifact if isinstance(call.artifact, dict) else {}
+    messages = artifact.get("messages") or getattr(call, "messages", None) or []
+    return len(messages) >= 2
+
+
+def is_settled(call: Call, analysis_grace_period: float, now: datetime | None = None) -> bool:
+    """True when waiting longer cannot change what downstream tasks will read."""
+    if not call.is_ended:
+        return False
+    if call.has_analysis or not analysis_expected(call):
+        return True
+    ended_at = call.ended_at or call.updated_at
+    if ended_at is None:
+        return True
+    ended = ended_at if isinstance(ended_at, datetime) else datetime.fromisoformat(str(ended_at))
+    if ended.tzinfo is None:
+        ended = ended.replace(tzinfo=UTC)
+    return ((now or datetime.now(UTC)) - ended).total_seconds() >= analysis_grace_period
+
+
+def normalize_outcomes(outcomes: Collection[str | CallOutcome]) -> frozenset[CallOutcome]:
+    """Outcome names from a task parameter, checked: a typo must not silently pass a failed call."""
+    result = set()
+    for name in outcomes:
+        try:
+            result.add(CallOutcome(name))
+        except ValueError:
+            valid = ", ".join(o.value for o in CallOutcome)
+            raise ValueError(f"{name!r} is not a call outcome; use some of: {valid}") from None
+    return frozenset(result)
+
+
+def check_outcome(call: Call, failure_outcomes: frozenset[CallOutcome]) -> None:
+    """Raise ``VapiCallFailedError`` when the call's outcome is one the task counts as failure."""
+    outcome = call.outcome
+    if outcome not in failure_outcomes:
+        return
+    detail = f": {call.ended_message.rstrip('.')}" if call.ended_message else ""
+    raise VapiCallFailedError(
+        f"Vapi call {call.id} ended with {call.ended_reason!r} (outcome {outcome.value}){detail}. "
+        f"Its page: {dashboard_url(call.id)}",
+        call_id=call.id,
+        ended_reason=call.ended_reason,
+        ended_message=call.ended_message,
+        outcome=outcome.value,
+    )
+
+
+# -- the event a wait ends with -------------------------------------------------------------------
+
+
+class WaitStatus(StrEnum):
+    SUCCESS = "success"  #: every call settled
+    TIMEOUT = "timeout"  #: the deadline passed; ``pending`` were still not settled
+    ERROR = "error"  #: the wait cannot go on (``message`` says why)
+
+
+@dataclass(frozen=True)
+class WaitEvent:
+    """How a wait ended: small on purpose (the task re-reads the calls, transcripts and all).
+
+    :meth:`to_event` is the ``TriggerEvent`` payload; :meth:`from_event` reads it back in
+    ``execute_complete``. The keys are the ones the trigger has always sent, so a task deferred by
+    an older release resumes under a newer one.
+    """
+
+    status: WaitStatus
+    call_ids: list[str]
+    message: str = ""
+    pending: list[str] = field(default_factory=list)
+
+    def to_event(self) -> dict[str, Any]:
+        return {
+            "status": self.status.value,
+            "message": self.message,
+            "call_ids": list(self.call_ids),
+            "pending": list(self.pending),
+        }
+
+    @classmethod
+    def from_event(cls, event: Mapping[str, Any]) -> WaitEvent:
+        try:
+            status = WaitStatus(str(event.get("status")))
+        except ValueError:
+            status = WaitStatus.ERROR
+        return cls(
+            status=status,
+            call_ids=[str(c) for c in event.get("call_ids") or []],
+            message=str(event.get("message") or ""),
+            pending=[str(c) for c in event.get("pending") or []],
+        )
+
+
+# -- what to wait for ----------------------------------------------------------------------------
+
+
+def normalize_call_ids(value: Any) -> str | list[str]:
+    """One id, or a list of ids, from whatever a sensor's ``call_id`` resolved to.
+
+    Accepts an id, a list (or lazy sequence) of ids from a mapped upstream, and the
+    ``{"call_ids": [...], "errors": [...]}`` a batch ``PlaceCallOperator`` returns.
+    """
+    if isinstance(value, Mapping):
+        value = value.get("call_ids")
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    if not isinstance(value, str) and isinstance(value, Iterable):
+        ids = [str(v) for v in value if v]
+        if ids:
+            return ids
+    raise ValueError(
+        f"call_id resolved to {value!r}: no call id. Pass what PlaceCallOperator returned, e.g. "
+        "call_id=place_call.output, or \"{{ ti.xcom_pull(task_ids='place_call') }}\"."
+    )
+
+
+def default_deferrable() -> bool:
+    """Airflow's ``[operators] default_deferrable``."""
+    return bool(conf.getboolean("operators", "default_deferrable", fallback=False))
+
+
+# -- how a task waits -----------------------------------------------------------------------------
+
+
+class CallWaitMixin:
+    """Wait for calls to settle: one check, then poke (or poll) or defer to ``CallStatusTrigger``."""
+
+    vapi_conn_id: str
+    deferrable: bool
+    analysis_grace_period: float
+    failure_outcomes: frozenset[CallOutcome]
+    end_call_on_timeout: bool
+    end_call_on_kill: bool
+    execution_timeout: timedelta | None
+    log: Any
+    #: Raised when the wait passes its deadline (the sensor raises AirflowSensorTimeout instead).
+    timeout_error: type[Exception] = VapiCallTimeoutError
+
+    @cached_property
+    def hook(self) -> VapiHook:
+        """One hook (one pooled HTTP client) for the whole task."""
+        return VapiHook(self.vapi_conn_id)
+
+    def _settled_calls(self, call_ids: Sequence[str]) -> list[Call] | None:
+        """The calls when every one is settled, else ``None``."""
+        calls = []
+        for call_id in call_ids:
+            call = self.hook.get_call(call_id)
+            if not is_settled(call, self.analysis_grace_period):
+                self.log.info("Vapi call %s is %s; waiting.", call.id, call.status)
+                return None
+            calls.append(call)
+        return calls
+
+    def _finish(self, calls: list[Call], single: bool) -> Any:
+        """Apply the outcome policy and build the XCom: the call(s) as Vapi sends them + outcome."""
+        for call in calls:
+            self.log.info(
+                "Vapi call %s ended: %s (%s); analysis %s.",
+                call.id,
+                call.ended_reason,
+                call.outcome.value,
+                "present" if call.has_analysis else "absent",
+            )
+        for call in calls:
+            check_outcome(call, self.failure_outcomes)
+        values = [call.to_xcom() for call in calls]
+        return values[0] if single else values
+
+    def _deadline(self, timeout: float | None) -> float | None:
+        """Wall-clock deadline of the wait: ``timeout`` and ``execution_timeout``, the earlier."""
+        limits = [
+            t for t in (timeout, self.execution_timeout and self.execution_timeout.total_seconds()) if t
+        ]
+        return time.time() + min(limits) if limits else None
+
+    def _poll_until_settled(
+        self, call_ids: list[str], single: bool, poll_interval: float, timeout: float | None
+    ) -> Any:
+        """Wait in the worker (not deferrable): check every ``poll_interval`` until the deadline."""
+        deadline = self._deadline(timeout)
+        while True:
+            time.sleep(poll_interval)
+            settled = self._settled_calls(call_ids)
+            if settled is not None:
+                return self._finish(settled, single)
+            if deadline is not None and time.time() >= deadline:
+                event = WaitEvent(WaitStatus.TIMEOUT, call_ids, "deadline passed", pending=call_ids)
+                return self._complete(event, single)
+
+    def _defer_wait(self, call_ids: list[str], poll_interval: float, timeout: float | None) -> None:
+        """Hand the wait to the triggerer; it ends in ``execute_complete`` with a :class:`WaitEvent`."""
+        from airflow_provider_vapi.triggers import CallStatusTrigger
+
+        self.defer(  # type: ignore[attr-defined]
+            trigger=CallStatusTrigger(
+                call_ids=call_ids,
+                vapi_conn_id=self.vapi_conn_id,
+                poll_interval=poll_interval,
+                deadline=self._deadline(timeout),
+                analysis_grace_period=self.analysis_grace_period,
+                end_on_kill=self.end_call_on_kill,
+            ),
+            method_name="execute_complete",
+            # The trigger enforces the deadline itself and reports it, so the task can end the
+            # call; a defer timeout would skip execute_complete and orphan the live call.
+            timeout=None,
+        )
+
+    def _complete(self, event: WaitEvent, single: bool) -> Any:
+        """The end of a wait: the result, or the error the event stands for."""
+        if event.status is WaitStatus.SUCCESS:
+            return self._finish([self.hook.get_call(cid) for cid in event.call_ids], single)
+        if event.status is WaitStatus.TIMEOUT:
+            pending = event.pending or event.call_ids
+            if self.end_call_on_timeout:
+                self._end_calls(pending)
+            ended = " (ended them)" if self.end_call_on_timeout else ""
+            raise self.timeout_error(f"Timed out waiting for Vapi call(s) {', '.join(pending)}{ended}.")
+        raise VapiError(f"Waiting for Vapi call(s) failed: {event.message}")
+
+    def _end_calls(self, call_ids: Sequence[str]) -> None:
+        for call_id in call_ids:
+            try:
+                call = self.hook.end_call(call_id)
+                self.log.warning("Ended Vapi call %s (%s).", call_id, call.ended_reason or call.status)
+            except VapiError as exc:
+                self.log.error("Could not end Vapi call %s: %s", call_id, exc)
