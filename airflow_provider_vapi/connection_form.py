@@ -33,6 +33,14 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "label": "Retry budget per request (s)",
         "schema": {"type": ["number", "null"], "default": _DEFAULT_POLICY.max_total},
     },
+    "create_settle_seconds": {
+        "label": "Create settle time (s)",
+        "schema": {"type": ["number", "null"], "default": 120},
+        "description": (
+            "After a call create got no clear answer (timeout, dropped connection, 5xx), how long "
+            "it may still produce its call: the hook never sends it again before then."
+        ),
+    },
 }
 
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {

@@ -62,12 +62,23 @@ class VapiServerError(VapiAPIError):
     """5xx that outlasted the retry budget."""
 
 
+class VapiResponseError(VapiAPIError):
+    """Vapi answered 2xx but the body could not be read (an HTML page, ``null``, cut-off JSON, the
+    wrong shape): usually a proxy or an outage page. Reads retry it like a 5xx first."""
+
+
+class VapiCreateUnresolvedError(VapiError):
+    """A create got no clear answer and Vapi could not be asked whether it made the call: nothing
+    is sent again (a retry of the task looks for the call by its key first)."""
+
+
 class VapiConnectionError(VapiError):
     """No answer from Vapi (connection refused or dropped, timeout) after every retry."""
 
 
-class VapiCallFailedError(VapiError):
-    """A call ended with an outcome the task's policy counts as a failure."""
+class VapiCallFailedError(VapiError, AirflowFailException):
+    """A call ended with an outcome the task's policy counts as a failure: final, never retried
+    (the call has ended, so reading it again gives the same outcome)."""
 
     def __init__(
         self,

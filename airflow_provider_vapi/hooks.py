@@ -162,11 +162,24 @@ class VapiHook(BaseHook):
             step, policy=settings.policy, conn_id=settings.conn_id, log=self.log, call_id=call_id
         )
 
+    def _read_op(self, step: Send, expect: type[T], call_id: str | None = None) -> Op[T]:
+        """A safe request whose 2xx body must read as ``expect`` (``Call``, ``list[Call]`` ...): a
+        garbage one is retried like a 5xx, then raises ``VapiResponseError`` (``transport.read_as``)."""
+        settings = self.settings
+        body: T = yield from request_op(
+            step,
+            policy=settings.policy,
+            conn_id=settings.conn_id,
+            log=self.log,
+            call_id=call_id,
+            expect=expect,
+        )
+        return body
+
     # -- calls: read ----------------------------------------------------------------------------
 
     def _get_call_op(self, call_id: str) -> Op[Call]:
-        body = yield from self._request_op(Send("GET", f"/call/{call_id}"), call_id=call_id)
-        return Call.model_validate(body)
+        return (yield from self._read_op(Send("GET", f"/call/{call_id}"), Call, call_id))
 
     def get_call(self, call_id: str) -> Call:
         """Fetch one call."""
@@ -181,14 +194,14 @@ class VapiHook(BaseHook):
             params = {
                 k: iso(v) if isinstance(v, datetime) else v for k, v in filters.items() if v is not None
             }
-            body = yield from self._request_op(Send("GET", "/call", params={**params, "limit": limit}))
-            return [Call.model_validate(item) for item in body]
+            return (
+                yield from self._read_op(Send("GET", "/call", params={**params, "limit": limit}), list[Call])
+            )
         seen: dict[str, Call] = {}
         windows = [Window.first({k: v for k, v in filters.items() if v is not None})]
         while windows and (limit is None or len(seen) < limit):
             window = windows.pop()
-            body = yield from self._request_op(Send("GET", "/call", params=window.params()))
-            page = [Call.model_validate(item) for item in body]
+            page = yield from self._read_op(Send("GET", "/call", params=window.params()), list[Call])
             for call in page:
                 seen.setdefault(call.id, call)
             if len(page) >= PAGE_MAX:
@@ -253,17 +266,23 @@ class VapiHook(BaseHook):
         return await self._arun(idempotency.create_op(self, self._prepare(request), key))
 
     def find_calls(
-        self, idempotency_key: str, *, created_after: datetime | None = None, **filters: Any
+        self,
+        idempotency_key: str,
+        *,
+        created_after: datetime | None = None,
+        request: CreateCallRequest | None = None,
+        **filters: Any,
     ) -> list[Call]:
         """Calls created with this idempotency key, oldest first.
 
         A batch's calls carry ``<key>:<index>`` and redials ``<key>~<try>``; both are found.
 
         :param created_after: where to start looking; default: the last 24 hours.
+        :param request: keep only the calls that went to this request's customer(s).
         :param filters: narrow the listing (``assistantId``, ``phoneNumberId``).
         """
         since = (created_after or datetime.now(UTC) - timedelta(days=1)) - idempotency.RECONCILE_LOOKBACK
-        return self._run(idempotency.find_op(self, idempotency_key, since, filters))
+        return self._run(idempotency.find_op(self, idempotency_key, since, filters, request))
 
     # -- calls: end, delete ---------------------------------------------------------------------
 
@@ -271,33 +290,49 @@ class VapiHook(BaseHook):
         current = call if isinstance(call, Call) else (yield from self._get_call_op(call))
         if current.is_ended:
             return current
+        if current.status == "scheduled":
+            # Not started: there is no monitor.controlUrl yet. Vapi cancels it on DELETE.
+            deleted = yield from self._delete_call_op(current.id)
+            self.log.info("Cancelled scheduled Vapi call %s (DELETE /call/%s)", current.id, current.id)
+            if deleted is not None and deleted.is_ended:
+                return deleted
+            return (yield from self._get_call_op(current.id))
         control_url = current.control_url
         if not control_url:
             raise VapiError(
-                f"Call {current.id} has no monitor.controlUrl, so it cannot be ended from here "
-                "(it may not have started yet: a scheduled call is cancelled with delete_call).",
+                f"Call {current.id} is {current.status} and has no monitor.controlUrl, so it cannot "
+                "be ended from here.",
                 call_id=current.id,
             )
         yield from self._request_op(
             Send("POST", control_url, json={"type": "end-call"}, authenticated=False), call_id=current.id
         )
-        self.log.info("Asked Vapi to end call %s", current.id)
+        self.log.info("Ended live Vapi call %s through its monitor.controlUrl", current.id)
         return (yield from self._get_call_op(current.id))
 
     def end_call(self, call: Call | str) -> Call:
-        """End a live call through its ``monitor.controlUrl`` (it ends ``manually-canceled``).
+        """Stop a call, whatever its stage; returns it as Vapi then reports it.
 
-        A call that has already ended is returned as it is.
+        * a **scheduled** call (not started, so it has no ``monitor.controlUrl`` yet) is cancelled
+          with ``DELETE /call/{id}``: it ends ``scheduled-call-deleted``;
+        * a **live** call (queued, ringing, in progress) is ended through its
+          ``monitor.controlUrl``: it ends ``manually-canceled``;
+        * a call that has already ended is returned as it is, and nothing is sent.
+
+        The log line says which was done. The choice rests on the status just read (or on the
+        ``Call`` given), so pass an id, or a fresh ``Call``.
+
+        :raises VapiError: a live call without ``monitor.controlUrl``, or Vapi refused.
         """
         return self._run(self._end_call_op(call))
 
     async def aend_call(self, call: Call | str) -> Call:
-        """Async twin of :meth:`end_call`."""
+        """Async twin of :meth:`end_call`: a scheduled call is deleted, a live one ended."""
         return await self._arun(self._end_call_op(call))
 
     def _delete_call_op(self, call_id: str) -> Op[Call | None]:
-        body = yield from self._request_op(Send("DELETE", f"/call/{call_id}"), call_id=call_id)
-        return Call.model_validate(body) if isinstance(body, dict) and body.get("id") else None
+        # Vapi answers the deleted Call. Not retried when unreadable: the 2xx says it was deleted.
+        return (yield from self._read_op(Send("DELETE", f"/call/{call_id}"), Call, call_id))
 
     def delete_call(self, call_id: str) -> Call | None:
         """Delete a call's data; a *scheduled* call is cancelled (``scheduled-call-deleted``)."""
@@ -311,8 +346,7 @@ class VapiHook(BaseHook):
 
     def _list_op(self, path: str, limit: int | None) -> Op[list[dict[str, Any]]]:
         params = {"limit": limit} if limit else None
-        body = yield from self._request_op(Send("GET", path, params=params))
-        return list(body or [])
+        return (yield from self._read_op(Send("GET", path, params=params), list[dict[str, Any]]))
 
     def list_assistants(self, limit: int | None = None) -> list[dict[str, Any]]:
         """The account's assistants (raw JSON objects)."""

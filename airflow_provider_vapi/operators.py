@@ -16,6 +16,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperat
 from pydantic import ValidationError
 
 from airflow_provider_vapi import idempotency
+from airflow_provider_vapi.exceptions import VapiCallFailedError, VapiError
 from airflow_provider_vapi.hooks import VapiHook
 from airflow_provider_vapi.links import XCOM_CALL_ID, XCOM_CALL_URL, VapiCallLink, dashboard_url
 from airflow_provider_vapi.models import (
@@ -321,15 +322,33 @@ class PlaceCallOperator(CallWaitMixin, BaseOperator):
         """Create the call(s), or re-attach to those an earlier try of this task instance placed."""
         base_key = idempotency.task_key(context)
         earlier = idempotency.earlier_calls(self.hook, context, base_key, request)
+        if not earlier and int(getattr(context["ti"], "try_number", 1) or 1) > 1:
+            earlier = idempotency.settle_earlier_creates(self.hook, context, base_key, request)
+        if self.wait_for_completion:
+            self._refuse_cancelled(earlier)
         key = idempotency.key_for_try(
             context, base_key, earlier, redial_on_retry=self.redial_on_retry, log=self.log
         )
         if key is None:
             return earlier, []
+        idempotency.note_sending(context)
         result = self.hook.create_call(request, idempotency_key=key)
         if isinstance(result, CallBatchResponse):
             return result.results, result.errors
         return [result], []
+
+    @staticmethod
+    def _refuse_cancelled(earlier: list[Call]) -> None:
+        """An earlier try's call was cancelled (its timeout or kill ended it, or a person did): a
+        retry that waited on it again would report a call nobody finished as a success."""
+        cancelled = [c for c in earlier if c.is_ended and c.outcome is CallOutcome.CANCELED]
+        if cancelled:
+            reasons = ", ".join(f"{c.id} ({c.ended_reason})" for c in cancelled)
+            raise AirflowFailException(
+                f"An earlier try's call(s) {reasons} were cancelled, by that try's timeout or kill "
+                "or by hand. Not dialling again and not reporting them as finished: trigger a new "
+                "run to call these people again."
+            )
 
     def _report_refused(self, calls: list[Call], errors: list[CallBatchError]) -> None:
         report = "; ".join(f"{(e.customer or {}).get('number', '?')}: {e.error}" for e in errors)
@@ -356,6 +375,15 @@ class PlaceCallOperator(CallWaitMixin, BaseOperator):
         return self._complete(WaitEvent.from_event(event), single)
 
     def on_kill(self) -> None:
-        """The task is being killed while waiting: end the live call(s) it placed."""
-        if self._waiting_on:
-            self._end_calls(self._waiting_on)
+        """The task is being killed while waiting (or ran out of ``execution_timeout``): end the
+        live call(s) it placed, on a hook of its own (the task's may be mid-request)."""
+        self._killed(self._waiting_on)
+
+    def _finish(self, calls: list[Call], single: bool) -> Any:
+        """The outcome policy; an outcome failure is final, except one a retry may redial."""
+        try:
+            return super()._finish(calls, single)
+        except VapiCallFailedError as exc:
+            if self.redial_on_retry and CallOutcome(exc.outcome) in idempotency.REDIALABLE:
+                raise VapiError(f"{exc} redial_on_retry: a retry of this task dials again.") from exc
+            raise

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from airflow_provider_vapi.exceptions import VapiError
+
 PAGE_MAX = 1000
 _TICK = timedelta(milliseconds=1)
 
@@ -31,8 +33,9 @@ def parse_ts(value: str | datetime) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-class PagingError(ValueError):
-    """More calls share one millisecond than one request can return."""
+class PagingError(VapiError, ValueError):
+    """More calls share one millisecond than one request can return (a ``VapiError``, so a trigger
+    or task reports it like any other; still a ``ValueError`` for code that caught it as one)."""
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,16 @@ operations, so the sync methods and their ``a``-prefixed async twins cannot drif
 Operations compose with ``yield from``: :func:`request_op` is the retrying building block of the
 others, and ``idempotency.create_op`` combines sends, sleeps and listings the same way.
 
+Reading a 2xx answer is written once too: :func:`decode_json` ``(step, reply, conn_id,
+call_id=None, expect=dict)`` returns its JSON body if it is an object (``expect=dict``), an array
+(``list``) or anything (``None``), and :func:`validate` ``(kind, body, step, reply, conn_id,
+call_id=None)`` makes that body a ``kind`` (``Call``, ``list[Call]``). Neither lets a decode or
+validation error out: a garbage 2xx (an HTML page, ``null``, cut-off JSON, the wrong shape) raises
+:class:`~.exceptions.VapiResponseError`. :func:`request_op` reads with an ``expect`` too, and
+retries a garbage answer to a ``GET`` like a 5xx (to anything else it is raised at once: a 2xx
+means the request took effect). An operation reading a 2xx itself (``idempotency.create_op``)
+must use these two functions.
+
 Also here: :class:`ConnectionSettings`, what the hook reads from its Airflow connection.
 """
 
@@ -28,17 +38,28 @@ import asyncio
 import time
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, Protocol, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar, get_origin
 
 import httpx
+from airflow.providers.common.compat.sdk import redact
+from pydantic import TypeAdapter, ValidationError
 
-from airflow_provider_vapi.exceptions import VapiConnectionError, VapiError, error_class_for_status
+from airflow_provider_vapi.exceptions import (
+    VapiConnectionError,
+    VapiError,
+    VapiResponseError,
+    error_class_for_status,
+)
 from airflow_provider_vapi.retries import RetryPolicy, is_retryable_status
 
 T = TypeVar("T")
 
 DEFAULT_BASE_URL = "https://api.vapi.ai"
 DEFAULT_TIMEOUT = 30.0
+#: How long after it was sent a create that got no clear answer may still produce its call. Vapi
+#: publishes no request time limit; its API sits behind a proxy that gives up on an origin after
+#: 100 s, and 20 s more cover the write becoming visible in listings. See idempotency.create_op.
+DEFAULT_CREATE_SETTLE = 120.0
 
 
 @dataclass(frozen=True)
@@ -86,6 +107,8 @@ class ConnectionSettings:
     api_key: str
     timeout: float
     policy: RetryPolicy
+    #: Seconds a create without a clear answer may still appear (extra ``create_settle_seconds``).
+    create_settle: float = DEFAULT_CREATE_SETTLE
 
     @classmethod
     def from_connection(
@@ -111,6 +134,7 @@ class ConnectionSettings:
             base_url=(host or DEFAULT_BASE_URL).rstrip("/"),
             api_key=api_key,
             timeout=float(timeout or extra.get("timeout") or DEFAULT_TIMEOUT),
+            create_settle=float(extra.get("create_settle_seconds") or DEFAULT_CREATE_SETTLE),
             policy=policy
             or RetryPolicy(
                 max_attempts=int(extra.get("max_retries", 5)),
@@ -254,29 +278,158 @@ def raise_for(step: Send, reply: Reply, conn_id: str, call_id: str | None = None
 
 
 def request_op(
-    step: Send, *, policy: RetryPolicy, conn_id: str, log: Log, call_id: str | None = None
+    step: Send,
+    *,
+    policy: RetryPolicy,
+    conn_id: str,
+    log: Log,
+    call_id: str | None = None,
+    expect: Any = None,
 ) -> Op[Any]:
-    """Send a *safe* request, retrying transient failures; return the decoded JSON body.
+    """Send a *safe* request, retrying transient failures; return the body read as ``expect``.
 
-    Retried: connection errors, timeouts and the statuses of :func:`.retries.is_retryable_status`,
-    within ``policy``. Other answers are final and raise at once.
+    Retried within ``policy``: connection errors, timeouts, the statuses of
+    :func:`.retries.is_retryable_status`, and a 2xx to a ``GET`` whose body is not ``expect``
+    (``dict``, ``list``, a model such as ``Call`` or ``list[Call]``; ``None``: any JSON). Once the
+    budget is spent that raises :class:`~.exceptions.VapiResponseError`. Other answers are final.
     """
     attempts = Attempts(policy)
     while True:
         reply = yield step
+        unreadable: VapiResponseError | None = None
         if isinstance(reply, httpx.Response):
             if reply.is_success:
-                return reply.json() if reply.content else None
-            if not is_retryable_status(reply.status_code):
+                try:
+                    return read_as(expect, step, reply, conn_id, call_id, attempts.attempt)
+                except VapiResponseError as exc:
+                    if step.method not in SAFE_METHODS:
+                        raise
+                    unreadable = exc
+            elif not is_retryable_status(reply.status_code):
                 raise_for(step, reply, conn_id, call_id)
         delay = attempts.next_delay(reply)
         if delay is None:
+            if unreadable is not None:
+                raise unreadable
             raise_for(step, reply, conn_id, call_id)
         log.warning(
             "Vapi %s failed (%s), attempt %d; retrying in %.1fs",
             step.where,
-            describe(reply),
+            describe(reply) + (", unreadable body" if unreadable else ""),
             attempts.attempt,
             delay,
         )
         yield Sleep(delay)
+
+
+# -- reading a 2xx answer -------------------------------------------------------------------------
+
+#: Methods whose 2xx answer changed nothing, so an unreadable one may simply be asked for again.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: How much of an unreadable body an error message quotes (a body may echo the request).
+EXCERPT_CHARS = 120
+_JSON_KINDS: dict[type, str] = {dict: "a JSON object", list: "a JSON array", str: "a JSON string"}
+
+
+def _json_kind(value: Any) -> str:
+    if value is None or isinstance(value, bool):
+        return f"JSON {'null' if value is None else str(value).lower()}"
+    return _JSON_KINDS.get(type(value), "a JSON number")
+
+
+def _excerpt(reply: httpx.Response) -> str:
+    """``text/html: '<!DOCTYPE html> ...'``: the body's type and start, secrets masked, one line."""
+    media = reply.headers.get("content-type", "no content type").split(";")[0].strip()
+    # Masked before it is cut, so a secret across the cut is masked whole, not half-quoted.
+    text = str(redact(" ".join(reply.text[: EXCERPT_CHARS * 40].split())))
+    return f"{media}: {text[:EXCERPT_CHARS] + ('...' if len(text) > EXCERPT_CHARS else '')!r}"
+
+
+def unreadable_error(
+    step: Send, reply: httpx.Response, conn_id: str, call_id: str | None, reason: str, retried: int = 0
+) -> VapiResponseError:
+    """The :class:`~.exceptions.VapiResponseError` for a 2xx whose body is not what the API returns."""
+    id_part = f" (call {call_id})" if call_id else ""
+    tail = f"it was retried {retried} time{'' if retried == 1 else 's'}" if retried else "it was not retried"
+    if step.method not in SAFE_METHODS:
+        tail += f" (a 2xx to a {step.method} means it most likely took effect)"
+    return VapiResponseError(
+        f"Vapi answered {reply.status_code} to {step.where}{id_part} with a body that is not what "
+        f"the API returns ({_excerpt(reply)}; {reason}). This is usually a proxy or an outage page "
+        f"(or the base URL of connection {conn_id!r} is not Vapi's API); {tail}.",
+        status_code=reply.status_code,
+        method=step.method,
+        path=step.url,
+        call_id=call_id,
+    )
+
+
+def decode_json(
+    step: Send,
+    reply: httpx.Response,
+    conn_id: str,
+    call_id: str | None = None,
+    expect: type[dict[Any, Any]] | type[list[Any]] | None = dict,
+    retried: int = 0,
+) -> Any:
+    """The JSON body of the 2xx ``reply`` to ``step``: an object (``expect=dict``), an array
+    (``list``) or anything (``None``; an empty body is then ``None``).
+
+    :param retried: how many times the request was retried already (said in the message).
+    :raises VapiResponseError: the body is not JSON, or not ``expect``; never a decode error.
+    """
+    if not reply.content:
+        if expect is None:
+            return None
+        reason = "an empty body"
+    else:
+        try:
+            body = reply.json()
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+            raise unreadable_error(step, reply, conn_id, call_id, "not valid JSON", retried) from exc
+        if expect is None or isinstance(body, expect):
+            return body
+        reason = f"{_json_kind(body)} where {_json_kind(expect())} was expected"
+    raise unreadable_error(step, reply, conn_id, call_id, reason, retried)
+
+
+def _misfit(kind: Any, body: Any) -> tuple[Any, str | None]:
+    """``(body as kind, None)``, or ``(None, why it does not fit)`` without quoting its values."""
+    try:
+        return TypeAdapter(kind).validate_python(body), None
+    except ValidationError as exc:
+        problems = exc.errors(include_url=False, include_input=False, include_context=False)
+        said = "; ".join(f"{'.'.join(map(str, p['loc'])) or 'body'}: {p['msg']}" for p in problems[:3])
+        more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
+        return None, f"{_json_kind(body)} that is not a {getattr(kind, '__name__', kind)}: {said}{more}"
+
+
+def validate(
+    kind: type[T], body: Any, step: Send, reply: httpx.Response, conn_id: str, call_id: str | None = None
+) -> T:
+    """``body``, decoded from ``reply``, as ``kind``: a model (``Call``), ``list[Call]`` ...
+
+    :raises VapiResponseError: it does not fit; never a ``ValidationError`` (which quotes values).
+    """
+    value, reason = _misfit(kind, body)
+    if reason is not None:
+        raise unreadable_error(step, reply, conn_id, call_id, reason)
+    result: T = value
+    return result
+
+
+def read_as(
+    expect: Any, step: Send, reply: httpx.Response, conn_id: str, call_id: str | None, retried: int
+) -> Any:
+    """The 2xx ``reply`` read as ``expect``: :func:`decode_json`, then :func:`validate` for a model."""
+    origin = get_origin(expect) or expect
+    top: type[dict[Any, Any]] | type[list[Any]] | None = None
+    if origin is not None:
+        top = list if isinstance(origin, type) and issubclass(origin, list) else dict
+    body = decode_json(step, reply, conn_id, call_id, top, retried)
+    if expect is None or expect is top:
+        return body
+    value, reason = _misfit(expect, body)
+    if reason is not None:
+        raise unreadable_error(step, reply, conn_id, call_id, reason, retried)
+    return value

@@ -26,7 +26,13 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_vapi.exceptions import VapiAPIError, VapiConnectionError, VapiError
+from airflow_provider_vapi.exceptions import (
+    VapiAPIError,
+    VapiConnectionError,
+    VapiError,
+    VapiNotFoundError,
+    VapiResponseError,
+)
 from airflow_provider_vapi.hooks import VapiHook
 from airflow_provider_vapi.models import Call
 from airflow_provider_vapi.retries import is_retryable_status
@@ -70,8 +76,11 @@ class CallStatusTrigger(BaseTrigger):
     :param deadline: wall-clock time (``time.time()``, seconds since the epoch) after which a
         ``timeout`` event is sent; ``None`` waits as long as it takes.
     :param analysis_grace_period: seconds after ``endedAt`` to wait for the analysis.
-    :param end_on_kill: end the live calls (through ``monitor.controlUrl``) when a user kills the
-        deferred task (mark failed/success, clear).
+    :param end_on_kill: end the calls still going when a user kills the deferred task (mark
+        failed/success, clear): a live one through ``monitor.controlUrl``, a scheduled one by
+        ``DELETE`` (:meth:`VapiHook.aend_call`). Airflow 3 only: Airflow 2's ``BaseTrigger`` has
+        no ``on_kill`` and its triggerer never calls one, so there the calls go on (the task warns
+        when it defers).
     """
 
     def __init__(
@@ -171,9 +180,10 @@ class CallStatusTrigger(BaseTrigger):
     async def _read_directly(self, state: _WaitState, sub: Subscription) -> TriggerEvent | None:
         """``GET /call/{id}`` for the unsettled calls; an error event when the wait cannot go on.
 
-        A failure the hook counts as transient (connection errors, 408, 429, 5xx gateways) keeps
-        the wait going, unless it lasts :data:`MAX_CONSECUTIVE_FAILURE_SECONDS`; any other answer
-        (401, 404 ...) cannot change by waiting and ends it.
+        A failure the hook counts as transient (connection errors, 408, 429, 5xx gateways, a 2xx
+        whose body is garbage) keeps the wait going, unless it lasts
+        :data:`MAX_CONSECUTIVE_FAILURE_SECONDS`; any other answer (401, 404 ...) cannot change by
+        waiting and ends it.
         """
         try:
             for call in await sub.get_calls(state.pending()):
@@ -181,12 +191,15 @@ class CallStatusTrigger(BaseTrigger):
             state.failing_since = None
             return None
         except (VapiConnectionError, VapiAPIError) as exc:
-            if isinstance(exc, VapiAPIError) and not is_retryable_status(exc.status_code or 0):
-                return self._event(WaitStatus.ERROR, str(exc), state.pending())
+            transient = isinstance(exc, VapiConnectionError | VapiResponseError)
+            if not transient and not is_retryable_status(exc.status_code or 0):
+                gone = isinstance(exc, VapiNotFoundError) and state.last_read > 0
+                said = f"Vapi call {exc.call_id} no longer exists: it was deleted while this task waited for it. "
+                return self._event(WaitStatus.ERROR, (said if gone else "") + str(exc), state.pending())
             state.failing_since = state.failing_since or time.time()
             self.log.warning("Checking Vapi calls failed, will try again: %s", exc)
             if time.time() - state.failing_since > MAX_CONSECUTIVE_FAILURE_SECONDS:
-                message = f"Vapi unreachable for {MAX_CONSECUTIVE_FAILURE_SECONDS:.0f}s: {exc}"
+                message = f"Reading the calls kept failing for {MAX_CONSECUTIVE_FAILURE_SECONDS:.0f}s: {exc}"
                 return self._event(WaitStatus.ERROR, message, state.pending())
             return None
         finally:
@@ -218,19 +231,24 @@ class CallStatusTrigger(BaseTrigger):
         return wait
 
     def _read_due(self, state: _WaitState, sub: Subscription) -> bool:
-        """Read directly when the shared poll cannot vouch for the calls and an interval passed."""
+        """Read directly when the shared poll cannot vouch for the calls and an interval passed, or
+        when a call went missing from the census (a deleted call then ends the wait with a 404)."""
+        if sub.take_suspects():
+            return True  # the census no longer lists one of the calls: has it been deleted?
         due_at = state.last_read + sub.fallback_interval(self.poll_interval) - 0.001
         return not sub.covered() and time.monotonic() >= due_at
 
     async def on_kill(self) -> None:
-        """A user killed the deferred task: end the calls that are still live."""
+        """A user killed the deferred task (Airflow 3 calls this; Airflow 2 never does): end the
+        calls still going, a live one through ``monitor.controlUrl``, a scheduled one by DELETE."""
         if not self.end_on_kill:
             return
         hook = VapiHook(self.vapi_conn_id)
         try:
             for call_id in self.call_ids:
                 try:
-                    await asyncio.wait_for(hook.aend_call(call_id), timeout=30)
+                    call = await asyncio.wait_for(hook.aend_call(call_id), timeout=30)
+                    self.log.info("Vapi call %s: %s", call_id, call.ended_reason or call.status)
                 except (VapiError, TimeoutError) as exc:
                     self.log.warning("Could not end Vapi call %s: %s", call_id, exc)
         finally:

@@ -155,6 +155,17 @@ def normalize_call_ids(value: Any) -> str | list[str]:
     )
 
 
+def trigger_on_kill_supported() -> bool:
+    """Whether the triggerer calls a trigger's ``on_kill`` when a user kills its deferred task.
+
+    Airflow 3 added ``BaseTrigger.on_kill``; Airflow 2 has none, and never calls one. The
+    capability is looked up, not the version.
+    """
+    from airflow.triggers.base import BaseTrigger
+
+    return callable(getattr(BaseTrigger, "on_kill", None))
+
+
 def default_deferrable() -> bool:
     """Airflow's ``[operators] default_deferrable``."""
     return bool(conf.getboolean("operators", "default_deferrable", fallback=False))
@@ -233,6 +244,7 @@ class CallWaitMixin:
         """Hand the wait to the triggerer; it ends in ``execute_complete`` with a :class:`WaitEvent`."""
         from airflow_provider_vapi.triggers import CallStatusTrigger
 
+        self._warn_if_kill_cannot_end()
         self.defer(  # type: ignore[attr-defined]
             trigger=CallStatusTrigger(
                 call_ids=call_ids,
@@ -254,16 +266,82 @@ class CallWaitMixin:
             return self._finish([self.hook.get_call(cid) for cid in event.call_ids], single)
         if event.status is WaitStatus.TIMEOUT:
             pending = event.pending or event.call_ids
-            if self.end_call_on_timeout:
-                self._end_calls(pending)
+            self._timed_out(pending)
             ended = " (ended them)" if self.end_call_on_timeout else ""
             raise self.timeout_error(f"Timed out waiting for Vapi call(s) {', '.join(pending)}{ended}.")
         raise VapiError(f"Waiting for Vapi call(s) failed: {event.message}")
 
-    def _end_calls(self, call_ids: Sequence[str]) -> None:
+    # -- what a wait that stops early does to the calls ------------------------------------------
+
+    def _timed_out(self, call_ids: Sequence[str]) -> None:
+        """The wait timed out (in any mode): end the calls, or say that they go on and how to stop
+        them. The caller raises the timeout error afterwards."""
+        if self.end_call_on_timeout:
+            self._end_calls(call_ids)
+        else:
+            self._warn_left_running(call_ids)
+
+    def _end_calls(self, call_ids: Sequence[str], hook: VapiHook | None = None) -> None:
+        """End each call not ended yet: a live one through ``monitor.controlUrl``, a scheduled one
+        by ``DELETE`` (:meth:`VapiHook.end_call` decides); an error is logged, the rest still end."""
+        hook = hook or self.hook
         for call_id in call_ids:
             try:
-                call = self.hook.end_call(call_id)
-                self.log.warning("Ended Vapi call %s (%s).", call_id, call.ended_reason or call.status)
+                call = hook.get_call(call_id)
+                if call.is_ended:
+                    continue  # nothing to stop: only its analysis may still be to come
+                status = call.status
+                call = hook.end_call(call)
+                self.log.warning(
+                    "Ended Vapi call %s, which was %s (%s).",
+                    call_id,
+                    status,
+                    call.ended_reason or call.status,
+                )
             except VapiError as exc:
                 self.log.error("Could not end Vapi call %s: %s", call_id, exc)
+
+    def _killed(self, call_ids: Sequence[str]) -> None:
+        """A user killed the task while it waited in the worker: end the calls, unless
+        ``end_call_on_kill=False``. ``on_kill`` may run in a signal handler while the task's own
+        hook is in the middle of a request, so this uses a hook (and HTTP client) of its own."""
+        if not (self.end_call_on_kill and call_ids):
+            return
+        hook = VapiHook(self.vapi_conn_id)
+        try:
+            self._end_calls(call_ids, hook)
+        finally:
+            hook.close()
+
+    def _warn_left_running(self, call_ids: Sequence[str]) -> None:
+        """One WARNING per call the timed-out wait leaves going (status, and when it is to ring)."""
+        for call_id in call_ids:
+            try:
+                call = self.hook.get_call(call_id)
+            except VapiError as exc:
+                self.log.warning("Vapi call %s may still go on (could not read it: %s).", call_id, exc)
+                continue
+            if call.is_ended:
+                continue  # over already; only its analysis was still to come
+            plan = call.schedule_plan if isinstance(call.schedule_plan, dict) else {}
+            when = f", to ring from {plan.get('earliestAt')}" if call.status == "scheduled" else ""
+            self.log.warning(
+                "Vapi call %s is still %s%s: it goes on although the wait timed out. "
+                "end_call_on_timeout=True ends such calls when the wait times out; "
+                "VapiHook.end_call(%r) ends it now.",
+                call_id,
+                call.status,
+                when,
+                call_id,
+            )
+
+    def _warn_if_kill_cannot_end(self) -> None:
+        """Before deferring: on an Airflow whose triggers have no ``on_kill`` (2.x) nothing ends the
+        calls when a user kills the deferred task, whatever ``end_call_on_kill`` says."""
+        if self.end_call_on_kill and not trigger_on_kill_supported():
+            self.log.warning(
+                "end_call_on_kill=True cannot work while this task is deferred: this Airflow's "
+                "triggers have no on_kill, so killing the deferred task (mark failed/success, clear) "
+                "leaves its Vapi call(s) going. End them with VapiHook.end_call, or wait in the "
+                "worker (deferrable=False; a sensor in poke mode), which ends them on kill."
+            )

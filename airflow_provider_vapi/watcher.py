@@ -6,7 +6,7 @@ that uses the same connection subscribes to one :class:`CallWatcher`, which asks
 interval what changed (``GET /call?updatedAtGt=<cursor>``, paged by time windows past 1,000) and
 hands each changed call to exactly the subscriptions that wait for it.
 
-Correctness rests on three rules:
+Correctness rests on four rules:
 
 * **The cursor is Vapi's time, never ours.** It is derived from ``updatedAt`` values Vapi has
   returned, so a skewed triggerer clock cannot make it skip changes. Each poll reaches back
@@ -19,6 +19,9 @@ Correctness rests on three rules:
   direct read either started after the watcher's current run chose its first cursor, or returned
   ``updatedAt`` values no older than that cursor. Every later change then has a newer ``updatedAt``
   than the cursor and reaches it.
+* **A deleted call is noticed.** The change feed never mentions a deleted call, so the watcher
+  takes a census of its calls now and then (:mod:`airflow_provider_vapi.census`) and makes the
+  triggers of a missing call read it directly, which ends their wait with Vapi's 404.
 * **Failure is visible.** A poll that fails marks the watcher unhealthy and wakes every
   subscriber, which falls back to direct polling; the cursor does not move, so the first poll that
   succeeds again delivers everything missed and the subscribers return to waiting. The last
@@ -38,10 +41,12 @@ from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
+from airflow_provider_vapi.census import Census
 from airflow_provider_vapi.hooks import VapiHook
 from airflow_provider_vapi.models import Call
 from airflow_provider_vapi.paging import PagingError
 from airflow_provider_vapi.retries import RetryPolicy
+from airflow_provider_vapi.subscription import Subscription
 
 log = logging.getLogger(__name__)
 
@@ -54,95 +59,6 @@ BOOTSTRAP_HORIZON = timedelta(minutes=10)
 DIRECT_READ_CONCURRENCY = 8
 #: After this many failed polls in a row the watcher starts a new run (a fresh cursor).
 RESTART_AFTER_FAILURES = 10
-
-
-class Subscription:
-    """One trigger's interest in some calls of one watcher.
-
-    The trigger reads its calls with :meth:`get_calls` (which also tells the watcher what it has
-    seen), waits with :meth:`wait`, collects what the watcher delivered with :meth:`take`, and asks
-    :meth:`covered` whether it may rely on the watcher instead of polling itself.
-    """
-
-    __slots__ = ("_changed", "_inbox", "_watcher", "call_ids", "checked_at", "closed", "floor", "interval")
-
-    def __init__(self, watcher: CallWatcher, call_ids: Iterable[str], interval: float) -> None:
-        self._watcher = watcher
-        self.call_ids = set(call_ids)
-        self.interval = interval
-        self._changed = asyncio.Event()
-        self._inbox: dict[str, Call] = {}
-        #: ``time.monotonic()`` when the last complete direct read of the calls started.
-        self.checked_at: float | None = None
-        #: The oldest ``updatedAt`` that direct read returned.
-        self.floor: datetime | None = None
-        self.closed = False
-
-    # -- trigger side ---------------------------------------------------------------------------
-
-    async def get_calls(self, call_ids: Sequence[str]) -> list[Call]:
-        """Read the calls directly (``GET /call/{id}``, through the watcher's pooled client).
-
-        Records when the read started and the oldest ``updatedAt`` it saw, which is what
-        :meth:`covered` judges by. Raises what the hook raises.
-        """
-        started = time.monotonic()
-        calls = await self._watcher.read_calls(call_ids)
-        if self.call_ids <= set(call_ids):
-            stamps = [c.updated_at for c in calls if c.updated_at is not None]
-            first = self.checked_at is None
-            self.checked_at = started
-            self.floor = min(stamps) if stamps and len(stamps) == len(calls) else None
-            self._watcher.read_done(first)
-        return calls
-
-    def done_with(self, call_id: str) -> None:
-        """This call needs watching no more (it settled): stop delivering it."""
-        if call_id in self.call_ids:
-            self.call_ids.discard(call_id)
-            self._watcher.unwatch(self, call_id)
-
-    def covered(self) -> bool:
-        """May the trigger rely on the watcher to hand it every change of its calls?"""
-        return self._watcher.covers(self)
-
-    def fallback_interval(self, interval: float) -> float:
-        """How long after its last direct read an uncovered trigger reads again: its own interval,
-        or a few while the watcher is still starting (its first answer will likely cover it)."""
-        return interval * 3 if self._watcher.starting else interval
-
-    def take(self) -> dict[str, Call]:
-        """The newest delivered state of each call that changed since the last take."""
-        inbox, self._inbox = self._inbox, {}
-        self._changed.clear()
-        return inbox
-
-    async def wait(self, timeout: float | None) -> None:
-        """Until the watcher delivers a change or its health changes, or ``timeout`` seconds."""
-        if self._changed.is_set() or (timeout is not None and timeout <= 0):
-            return
-        try:
-            async with asyncio.timeout(timeout):
-                await self._changed.wait()
-        except TimeoutError:
-            pass
-
-    def close(self) -> None:
-        """Leave the watcher (it stops when its last subscriber leaves). Safe to call twice."""
-        if not self.closed:
-            self.closed = True
-            self._watcher.unsubscribe(self)
-
-    # -- watcher side ---------------------------------------------------------------------------
-
-    def deliver(self, call: Call) -> None:
-        """A new state of one of the calls: keep the newest, wake the trigger."""
-        self._inbox[call.id] = call
-        self._changed.set()
-
-    def notify_health(self) -> None:
-        """The watcher's health changed: wake the trigger to re-judge :meth:`covered`."""
-        self._changed.set()
 
 
 class CallWatcher:
@@ -181,6 +97,7 @@ class CallWatcher:
         self._recent: dict[str, datetime] = {}
         #: ``(newest updatedAt of a poll, time.monotonic() it was first seen)``, increasing.
         self._marks: deque[tuple[datetime, float]] = deque()
+        self._census = Census()
         self.polls = 0
         self.failed_polls = 0
         self.delivered = 0
@@ -226,6 +143,7 @@ class CallWatcher:
             if not subs:
                 del self._by_call[call_id]
                 self._recent.pop(call_id, None)
+                self._census.forget(call_id)
 
     @property
     def subscriptions(self) -> tuple[Subscription, ...]:
@@ -273,6 +191,7 @@ class CallWatcher:
             [await read(call_ids[0])] if len(call_ids) == 1 else await asyncio.gather(*map(read, call_ids))
         )
         self._note_seen(calls)
+        self._census.note(calls, self._by_call)
         return calls
 
     def _note_seen(self, calls: Iterable[Call]) -> None:
@@ -336,6 +255,8 @@ class CallWatcher:
                 if self._cursor is None and not self._start_run():
                     continue
                 await self._poll_once(interval)
+                if self._healthy and self._census.due(interval):
+                    await self._take_census(interval)
         finally:
             self._healthy = False
             self._covers_from = None
@@ -377,6 +298,21 @@ class CallWatcher:
         self._failing = False
         self._dispatch(calls, started)
         self._set_health(True)
+
+    async def _take_census(self, interval: float) -> None:
+        """Tell the subscribers of watched calls that vanished from Vapi (see census.py)."""
+        try:
+            async with asyncio.timeout(max(10.0, 5 * interval)):
+                missing = await self._census.missing(self._hook_for_polls(interval))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the next census tries again; the waits go on meanwhile
+            log.warning("Checking that the watched Vapi calls still exist failed (%s).", exc)
+            return
+        for call_id in missing:
+            log.warning("Vapi call %s is no longer listed (deleted?): its waits read it directly.", call_id)
+            for sub in self._by_call.get(call_id, ()):
+                sub.suspect(call_id)
 
     def _dispatch(self, calls: list[Call], started: float) -> None:
         self._note_seen(calls)

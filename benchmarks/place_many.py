@@ -9,7 +9,8 @@ Methods:
   fails (what a script does to be robust; the SDK itself also retries 5xx).
 
 Each runs clean and with faults on ``POST /call`` (5% answered 500 and nothing created, 5% created
-and the answer lost). Every intended call carries a unique ``customer.externalId``; lost and
+and the answer lost, 3% *slow*: Vapi makes the call 4 s after the request, twice the client's 2 s
+timeout, so the client gives up first and a listing right then shows nothing yet). Every intended call carries a unique ``customer.externalId``; lost and
 duplicate calls are counted from the emulator's own list of calls. Throughput is compared with the
 bound set by the concurrency limit: ``ceil(n / limit)`` rounds of one call's length.
 
@@ -38,7 +39,9 @@ from _common import conn_env, header, quiet_airflow
 METHODS = ("batch", "mapped", "naive")
 CHUNK = 100
 MAPPED_CONCURRENCY = 16
-FAULTS = (("500", 0.05), ("drop", 0.05))
+FAULTS = (("500", 0.05), ("drop", 0.05), ("late:4", 0.03))
+#: Every client, ours and the SDK alike, gives up on an answer after this many seconds.
+CLIENT_TIMEOUT = 2.0
 
 
 def ts(value: str) -> float:
@@ -81,7 +84,7 @@ def place(method: str, tag: str, n: int, emu: Any) -> dict[str, Any]:
     else:
         from vapi import Vapi
 
-        client = Vapi(token=emu.api_key, base_url=emu.url)
+        client = Vapi(token=emu.api_key, base_url=emu.url, timeout=CLIENT_TIMEOUT)
         for i in range(n):
             for _attempt in range(3):
                 try:
@@ -171,7 +174,16 @@ def main() -> None:
     print(f"emulator: {' '.join(emulator.command[1:])}")
     rows = []
     with emulator as emu:
-        os.environ.update(conn_env(emu.url, emu.api_key, retry_max_wait=0.5, retry_total_seconds=30))
+        os.environ.update(
+            conn_env(
+                emu.url,
+                emu.api_key,
+                timeout=CLIENT_TIMEOUT,
+                retry_max_wait=0.5,
+                retry_total_seconds=30,
+                create_settle_seconds=10,  # the emulator makes every call within 4 s
+            )
+        )
         for method in args.variants.split(","):
             for faults in (False,) if args.no_faults else (False, True):
                 row = run_variant(emu, method, faults, args)

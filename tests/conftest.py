@@ -35,7 +35,12 @@ def vapi_conn(vapi_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[s
     monkeypatch.setenv(
         "AIRFLOW_CONN_VAPI_DEFAULT",
         vapi_conn_json(
-            vapi_emulator.url, vapi_emulator.api_key, timeout=5, retry_max_wait=0.2, retry_total_seconds=20
+            vapi_emulator.url,
+            vapi_emulator.api_key,
+            timeout=5,
+            retry_max_wait=0.2,
+            retry_total_seconds=20,
+            create_settle_seconds=1,
         ),
     )
     yield "vapi_default"

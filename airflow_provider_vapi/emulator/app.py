@@ -183,6 +183,15 @@ def _add_admin_routes(app: FastAPI, runtime: Runtime) -> None:
         engine.end_call(call_id)
         return Response(content=engine.get_call(call_id), media_type=JSON_MEDIA)
 
+    @app.post(f"{ADMIN_PREFIX}/calls/{{call_id}}/backdate")
+    async def admin_backdate(call_id: str, request: Request) -> Response:
+        body = await _body(request)
+        seconds = body.get("seconds") if isinstance(body, dict) else None
+        if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
+            raise bad_request("backdate takes {seconds: <number >= 0>}")
+        engine.backdate_call(call_id, float(seconds))
+        return Response(content=engine.get_call(call_id), media_type=JSON_MEDIA)
+
 
 def _add_admin_settings_routes(app: FastAPI, runtime: Runtime) -> None:
     """The admin API's fault rules and run-time settings."""

@@ -68,6 +68,11 @@ class EmulatorHandle:
         control_url = self.call(call_id)["monitor"]["controlUrl"]
         httpx.post(control_url, json={"type": "end-call"}, timeout=10.0).raise_for_status()
 
+    def backdate_call(self, call_id: str, seconds: float) -> dict[str, Any]:
+        """Move the call's timestamps ``seconds`` into the past (admin API), as if placed then."""
+        result: dict[str, Any] = self._send("POST", f"/calls/{call_id}/backdate", {"seconds": seconds})
+        return result
+
     # -- admin side -----------------------------------------------------------------------------
 
     def _get(self, route: str, **params: Any) -> Any:

@@ -21,14 +21,15 @@ if _BREAK == "skip_idempotency_lookup":
     from airflow_provider_vapi import idempotency
 
     idempotency.earlier_calls = lambda *args, **kwargs: []
+    idempotency.settle_earlier_creates = lambda *args, **kwargs: []
 elif _BREAK == "blind_create_retry":
-    from airflow_provider_vapi import idempotency
+    from airflow_provider_vapi.idempotency import create
 
     def _never_found(*args, **kwargs):  # type: ignore[no-untyped-def]
         return []
         yield  # a generator, like the original
 
-    idempotency.find_op = _never_found
+    create.find_op = _never_found
 elif _BREAK == "no_trigger_on_kill":
     from airflow_provider_vapi.triggers import CallStatusTrigger
 

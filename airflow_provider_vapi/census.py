@@ -1,0 +1,60 @@
+"""Noticing watched calls that vanished: a call deleted at Vapi never shows in the change feed.
+
+The shared poll (:mod:`airflow_provider_vapi.watcher`) learns of *changes*; a deleted call simply
+stops appearing, so a trigger the poll covers would wait for it until its deadline, or forever
+without one. Now and then (:func:`census_interval`) the watcher therefore lists every call created
+since the oldest call it watches (``GET /call?createdAtGe=...``, paged past 1,000: one or two
+requests for a campaign, whatever the number of waiting tasks). A watched call missing from that
+complete listing is *suspect*: its triggers read it directly, and Vapi's 404 ends their wait with
+an error that names the call. A deleted call thus ends its wait within one census interval (at
+most ``max(10 x poll_interval, 60 s)``) and one poll interval.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Container, Iterable
+from datetime import datetime
+
+from airflow_provider_vapi.hooks import VapiHook
+from airflow_provider_vapi.models import Call
+
+#: A census runs this many poll intervals apart, and never more often than CENSUS_MIN_SECONDS.
+CENSUS_FACTOR = 10.0
+CENSUS_MIN_SECONDS = 60.0
+
+
+def census_interval(poll_interval: float) -> float:
+    """Seconds between two censuses of a watcher polling every ``poll_interval`` seconds."""
+    return max(CENSUS_FACTOR * poll_interval, CENSUS_MIN_SECONDS)
+
+
+class Census:
+    """When each watched call was created, and when the next census is due."""
+
+    def __init__(self) -> None:
+        self.created: dict[str, datetime] = {}
+        self._last = time.monotonic()
+        self.taken = 0
+
+    def note(self, calls: Iterable[Call], watched: Container[str]) -> None:
+        """Remember the creation time of the watched calls among ``calls``."""
+        for call in calls:
+            if call.created_at is not None and call.id in watched:
+                self.created.setdefault(call.id, call.created_at)
+
+    def forget(self, call_id: str) -> None:
+        self.created.pop(call_id, None)
+
+    def due(self, poll_interval: float) -> bool:
+        return bool(self.created) and time.monotonic() - self._last >= census_interval(poll_interval)
+
+    async def missing(self, hook: VapiHook) -> set[str]:
+        """The watched calls that a complete listing since the oldest of them does not hold."""
+        self._last = time.monotonic()
+        self.taken += 1
+        counted = dict(self.created)
+        if not counted:
+            return set()
+        listed = {c.id for c in await hook.alist_calls(createdAtGe=min(counted.values()))}
+        return {call_id for call_id in counted if call_id not in listed and call_id in self.created}

@@ -1,0 +1,216 @@
+"""The create that never dials twice: ``POST /call``, judged, and looked for before it is resent."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Final
+
+import httpx
+
+from airflow_provider_vapi.exceptions import VapiCreateUnresolvedError, VapiError, VapiResponseError
+from airflow_provider_vapi.models import (
+    Call,
+    CallBatchError,
+    CallBatchResponse,
+    CreateCallRequest,
+)
+from airflow_provider_vapi.retries import is_retryable_status
+from airflow_provider_vapi.transport import (
+    Attempts,
+    Op,
+    Reply,
+    Send,
+    Sleep,
+    decode_json,
+    describe,
+    raise_for,
+    validate,
+)
+
+if TYPE_CHECKING:
+    from airflow_provider_vapi.hooks import VapiHook
+
+from airflow_provider_vapi.idempotency.keys import (
+    batch_key,
+    carries_key,
+    key_of,
+    keyed_body,
+    narrowing,
+    person_of,
+    same_person,
+)
+
+#: How far before an attempt the reconciliation looks for the call it may have created: covers clock
+#: skew between this worker and Vapi. The key, not the window, decides the match.
+RECONCILE_LOOKBACK: Final = timedelta(minutes=10)
+#: After Vapi's own error answer (500, 503) its processing is over: a call it made anyway is listed
+#: at once, give or take a replica's lag.
+ANSWERED_SETTLE: Final = 1.0
+
+
+def find_op(
+    hook: VapiHook,
+    key: str,
+    since: datetime,
+    filters: Mapping[str, Any],
+    request: CreateCallRequest | None = None,
+) -> Op[list[Call]]:
+    """The calls created since ``since`` that carry ``key`` (and, given ``request``, went to its
+    customers), oldest first."""
+    calls = yield from hook._list_calls_op(None, {**filters, "createdAtGe": since})
+    found = [c for c in calls if carries_key(key_of(c), key)]
+    if request is not None:
+        others = [c for c in found if not same_person(c, request, key)]
+        if others:
+            hook.log.warning(
+                "Not reusing call(s) %s: they carry this task's key but went to other customers "
+                "(the input changed since they were placed).",
+                [c.id for c in others],
+            )
+        found = [c for c in found if c not in others]
+    return sorted(found, key=lambda c: c.created_at or since)
+
+
+class _Reply(Enum):
+    """What an answer to ``POST /call`` says about whether the call exists."""
+
+    REFUSED = "refused"  #: nothing was created (429, the connection never opened): send again
+    ANSWERED = "answered"  #: Vapi finished with an error (500, 503): a call made is listed soon
+    IN_FLIGHT = "in flight"  #: no answer, or a gateway's (timeout, dropped, 502, 504): may still come
+    CREATED = "created"  #: 2xx, but its body cannot be read: the call exists
+
+
+def _judge(reply: Reply) -> _Reply:
+    if isinstance(reply, httpx.Response):
+        if reply.is_success:
+            return _Reply.CREATED
+        if reply.status_code == 429:
+            return _Reply.REFUSED
+        return _Reply.IN_FLIGHT if reply.status_code in (502, 504) else _Reply.ANSWERED
+    if isinstance(reply, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        return _Reply.REFUSED
+    return _Reply.IN_FLIGHT
+
+
+def _await_call(
+    hook: VapiHook, request: CreateCallRequest, key: str, since: datetime, until: float
+) -> Op[list[Call]]:
+    """Look for the call(s) until found, or until a listing that began after ``until``
+    (``time.monotonic()``) found none: only then can the create no longer produce them."""
+    pause = 0.25
+    while True:
+        began = time.monotonic()
+        try:
+            found = yield from find_op(hook, key, since, narrowing(request), request)
+        except VapiError as exc:
+            raise VapiCreateUnresolvedError(
+                f"Creating the Vapi call got no clear answer, and Vapi could not be asked whether "
+                f"it made the call ({exc}). Not sending it again: that could ring the person twice. "
+                f"A retry of the task looks for the call by its key ({key!r}) first."
+            ) from exc
+        if found or began >= until:
+            return found
+        hook.log.info(
+            "No call with key %s yet; Vapi may still be creating it. Looking again for up to %.0fs "
+            "before daring to send it again.",
+            key,
+            until - began,
+        )
+        yield Sleep(min(pause, max(0.0, until - time.monotonic()) + 0.001))
+        pause = min(pause * 2, 5.0)
+
+
+def _result(request: CreateCallRequest, key: str, calls: list[Call]) -> Call | CallBatchResponse:
+    """What the create returns when its calls were found instead of read from the answer.
+
+    A batch's answer also listed the customers Vapi refused; it was lost, so every customer whose
+    call is not found is reported as an error (refused, or never created), never left out.
+    """
+    if not request.customers:
+        return calls[-1]
+    placed = {key_of(c) for c in calls} | {person_of(c.customer) for c in calls}
+    errors = [
+        CallBatchError(
+            customer=customer,
+            error="no call was found for this customer after Vapi's answer to the batch was lost: "
+            "Vapi refused it (the reason was in that answer) or never created it. Not retried, so "
+            "that nobody is called twice.",
+        )
+        for index, customer in enumerate(request.to_wire()["customers"])
+        if batch_key(key, index) not in placed and person_of(customer) not in placed
+    ]
+    return CallBatchResponse(results=calls, errors=errors)
+
+
+def create_op(hook: VapiHook, request: CreateCallRequest, key: str) -> Op[Call | CallBatchResponse]:
+    """``POST /call`` that is never sent again while an earlier attempt may still make the call.
+
+    Each answer is judged (:class:`_Reply`): a *refused* create (429, no connection) is sent again
+    after a back-off; any other failure may have made the call, so the hook looks for it by its
+    key, and keeps looking until the create can no longer produce it: ``create_settle_seconds``
+    (default 120) after it was sent when it got no answer or a gateway's, a second after Vapi's
+    own error. Only when none has appeared by then is the create sent again; a 2xx whose
+    body cannot be read made the call, so that one is only ever looked for.
+    """
+    step = Send("POST", "/call", json=keyed_body(request, key))
+    settings = hook.settings
+    attempts = Attempts(settings.policy)
+    since = datetime.now(UTC) - RECONCILE_LOOKBACK
+    while True:
+        sent = time.monotonic()
+        reply = yield step
+        verdict = _judge(reply)
+        unreadable: VapiResponseError | None = None
+        if verdict is _Reply.CREATED:
+            try:
+                return _created(step, reply, hook.vapi_conn_id)
+            except VapiResponseError as exc:
+                unreadable = exc
+        elif verdict is _Reply.ANSWERED and not is_retryable_status(reply.status_code):  # type: ignore[union-attr]
+            raise_for(step, reply, hook.vapi_conn_id)
+        delay = attempts.next_delay(reply)
+        replied = time.monotonic()
+        if verdict is not _Reply.REFUSED:
+            settle = settings.create_settle
+            if verdict is _Reply.ANSWERED:
+                settle = min(settle, ANSWERED_SETTLE)
+            found = yield from _await_call(hook, request, key, since, sent + settle)
+            if found:
+                hook.log.info("The earlier attempt did create the call(s); not dialling again.")
+                return _result(request, key, found)
+            if unreadable is not None:
+                raise _made_but_not_found(unreadable, key, settle)
+        if delay is None:
+            raise_for(step, reply, hook.vapi_conn_id)
+        hook.log.warning(
+            "Creating the Vapi call failed (%s), attempt %d; %s; sending it again in %.1fs",
+            describe(reply),
+            attempts.attempt,
+            "nothing was created" if verdict is _Reply.REFUSED else "no call with its key appeared",
+            delay,
+        )
+        yield Sleep(max(0.0, delay - (time.monotonic() - replied)))
+
+
+def _made_but_not_found(unreadable: VapiResponseError, key: str, settle: float) -> VapiResponseError:
+    """A 2xx made the call, its body was unreadable, and no call with the key showed up."""
+    error = VapiResponseError(
+        f"{unreadable} Vapi did make the call, but no call with its key ({key!r}) was found within "
+        f"{settle:.0f}s: not sending it again. Look for it in Vapi's dashboard.",
+        status_code=unreadable.status_code,
+        method="POST",
+        path="/call",
+    )
+    error.__cause__ = unreadable
+    return error
+
+
+def _created(step: Send, reply: Reply, conn_id: str) -> Call | CallBatchResponse:
+    """The created call(s) from a 2xx answer; ``VapiResponseError`` when its body cannot be read."""
+    assert isinstance(reply, httpx.Response)
+    data = decode_json(step, reply, conn_id)
+    kind: type[Call] | type[CallBatchResponse] = CallBatchResponse if "results" in data else Call
+    return validate(kind, data, step, reply, conn_id)

@@ -1,0 +1,129 @@
+"""``Subscription``: one trigger's interest in some calls of a shared watcher.
+
+The trigger side of :mod:`airflow_provider_vapi.watcher` (whose module docstring states the rules
+this class keeps): the trigger reads its calls directly through it, waits on it, takes what the
+watcher delivered, and asks it whether the watcher covers its calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from airflow_provider_vapi.models import Call
+
+if TYPE_CHECKING:
+    from airflow_provider_vapi.watcher import CallWatcher
+
+
+class Subscription:
+    """One trigger's interest in some calls of one watcher.
+
+    The trigger reads its calls with :meth:`get_calls` (which also tells the watcher what it has
+    seen), waits with :meth:`wait`, collects what the watcher delivered with :meth:`take`, and asks
+    :meth:`covered` whether it may rely on the watcher instead of polling itself.
+    """
+
+    __slots__ = (
+        "_changed",
+        "_inbox",
+        "_suspects",
+        "_watcher",
+        "call_ids",
+        "checked_at",
+        "closed",
+        "floor",
+        "interval",
+    )
+
+    def __init__(self, watcher: CallWatcher, call_ids: Iterable[str], interval: float) -> None:
+        self._watcher = watcher
+        self.call_ids = set(call_ids)
+        self.interval = interval
+        self._changed = asyncio.Event()
+        self._inbox: dict[str, Call] = {}
+        self._suspects: set[str] = set()
+        #: ``time.monotonic()`` when the last complete direct read of the calls started.
+        self.checked_at: float | None = None
+        #: The oldest ``updatedAt`` that direct read returned.
+        self.floor: datetime | None = None
+        self.closed = False
+
+    # -- trigger side ---------------------------------------------------------------------------
+
+    async def get_calls(self, call_ids: Sequence[str]) -> list[Call]:
+        """Read the calls directly (``GET /call/{id}``, through the watcher's pooled client).
+
+        Records when the read started and the oldest ``updatedAt`` it saw, which is what
+        :meth:`covered` judges by. Raises what the hook raises.
+        """
+        started = time.monotonic()
+        calls = await self._watcher.read_calls(call_ids)
+        if self.call_ids <= set(call_ids):
+            stamps = [c.updated_at for c in calls if c.updated_at is not None]
+            first = self.checked_at is None
+            self.checked_at = started
+            self.floor = min(stamps) if stamps and len(stamps) == len(calls) else None
+            self._watcher.read_done(first)
+        return calls
+
+    def done_with(self, call_id: str) -> None:
+        """This call needs watching no more (it settled): stop delivering it."""
+        if call_id in self.call_ids:
+            self.call_ids.discard(call_id)
+            self._watcher.unwatch(self, call_id)
+
+    def covered(self) -> bool:
+        """May the trigger rely on the watcher to hand it every change of its calls?"""
+        return self._watcher.covers(self)
+
+    def fallback_interval(self, interval: float) -> float:
+        """How long after its last direct read an uncovered trigger reads again: its own interval,
+        or a few while the watcher is still starting (its first answer will likely cover it)."""
+        return interval * 3 if self._watcher.starting else interval
+
+    def take(self) -> dict[str, Call]:
+        """The newest delivered state of each call that changed since the last take."""
+        inbox, self._inbox = self._inbox, {}
+        self._changed.clear()
+        return inbox
+
+    async def wait(self, timeout: float | None) -> None:
+        """Until the watcher delivers a change or its health changes, or ``timeout`` seconds."""
+        if self._changed.is_set() or (timeout is not None and timeout <= 0):
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                await self._changed.wait()
+        except TimeoutError:
+            pass
+
+    def close(self) -> None:
+        """Leave the watcher (it stops when its last subscriber leaves). Safe to call twice."""
+        if not self.closed:
+            self.closed = True
+            self._watcher.unsubscribe(self)
+
+    # -- watcher side ---------------------------------------------------------------------------
+
+    def deliver(self, call: Call) -> None:
+        """A new state of one of the calls: keep the newest, wake the trigger."""
+        self._inbox[call.id] = call
+        self._changed.set()
+
+    def suspect(self, call_id: str) -> None:
+        """The watcher's census no longer lists this call (deleted?): the trigger must read it."""
+        self._suspects.add(call_id)
+        self._changed.set()
+
+    def take_suspects(self) -> set[str]:
+        """The calls the census found missing since the last take (see :meth:`suspect`)."""
+        suspects, self._suspects = self._suspects, set()
+        return suspects
+
+    def notify_health(self) -> None:
+        """The watcher's health changed: wake the trigger to re-judge :meth:`covered`."""
+        self._changed.set()
