@@ -183,6 +183,11 @@ def _add_admin_routes(app: FastAPI, runtime: Runtime) -> None:
         engine.end_call(call_id)
         return Response(content=engine.get_call(call_id), media_type=JSON_MEDIA)
 
+
+def _add_admin_settings_routes(app: FastAPI, runtime: Runtime) -> None:
+    """The admin API's fault rules, run-time settings, and moving a call back in time."""
+    engine = runtime.engine
+
     @app.post(f"{ADMIN_PREFIX}/calls/{{call_id}}/backdate")
     async def admin_backdate(call_id: str, request: Request) -> Response:
         body = await _body(request)
@@ -191,11 +196,6 @@ def _add_admin_routes(app: FastAPI, runtime: Runtime) -> None:
             raise bad_request("backdate takes {seconds: <number >= 0>}")
         engine.backdate_call(call_id, float(seconds))
         return Response(content=engine.get_call(call_id), media_type=JSON_MEDIA)
-
-
-def _add_admin_settings_routes(app: FastAPI, runtime: Runtime) -> None:
-    """The admin API's fault rules and run-time settings."""
-    engine = runtime.engine
 
     @app.get(f"{ADMIN_PREFIX}/faults")
     async def list_faults() -> Response:
