@@ -155,18 +155,10 @@ class VapiHook(BaseHook):
     async def _arun(self, op: Op[T]) -> T:
         return await arun(op, await self.aget_conn())
 
-    def _request_op(self, step: Send, *, call_id: str | None = None) -> Op[Any]:
+    def _request_op(self, step: Send, *, call_id: str | None = None, expect: Any = None) -> Op[Any]:
         """A safe request, retried within the connection's bounds (see ``transport.request_op``)."""
         settings = self.settings
         return request_op(
-            step, policy=settings.policy, conn_id=settings.conn_id, log=self.log, call_id=call_id
-        )
-
-    def _read_op(self, step: Send, expect: type[T], call_id: str | None = None) -> Op[T]:
-        """A safe request whose 2xx body must read as ``expect`` (``Call``, ``list[Call]`` ...): a
-        garbage one is retried like a 5xx, then raises ``VapiResponseError`` (``transport.read_as``)."""
-        settings = self.settings
-        body: T = yield from request_op(
             step,
             policy=settings.policy,
             conn_id=settings.conn_id,
@@ -174,6 +166,11 @@ class VapiHook(BaseHook):
             call_id=call_id,
             expect=expect,
         )
+
+    def _read_op(self, step: Send, expect: type[T], call_id: str | None = None) -> Op[T]:
+        """:meth:`_request_op` whose 2xx body must read as ``expect`` (``Call``, ``list[Call]`` ...): a
+        garbage one is retried like a 5xx, then raises ``VapiResponseError`` (``transport.read_as``)."""
+        body: T = yield from self._request_op(step, call_id=call_id, expect=expect)
         return body
 
     # -- calls: read ----------------------------------------------------------------------------

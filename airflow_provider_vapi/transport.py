@@ -405,7 +405,13 @@ def _misfit(kind: Any, body: Any) -> tuple[Any, str | None]:
 
 
 def validate(
-    kind: type[T], body: Any, step: Send, reply: httpx.Response, conn_id: str, call_id: str | None = None
+    kind: type[T],
+    body: Any,
+    step: Send,
+    reply: httpx.Response,
+    conn_id: str,
+    call_id: str | None = None,
+    retried: int = 0,
 ) -> T:
     """``body``, decoded from ``reply``, as ``kind``: a model (``Call``), ``list[Call]`` ...
 
@@ -413,7 +419,7 @@ def validate(
     """
     value, reason = _misfit(kind, body)
     if reason is not None:
-        raise unreadable_error(step, reply, conn_id, call_id, reason)
+        raise unreadable_error(step, reply, conn_id, call_id, reason, retried)
     result: T = value
     return result
 
@@ -429,7 +435,4 @@ def read_as(
     body = decode_json(step, reply, conn_id, call_id, top, retried)
     if expect is None or expect is top:
         return body
-    value, reason = _misfit(expect, body)
-    if reason is not None:
-        raise unreadable_error(step, reply, conn_id, call_id, reason, retried)
-    return value
+    return validate(expect, body, step, reply, conn_id, call_id, retried)

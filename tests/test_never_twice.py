@@ -290,3 +290,54 @@ def test_redial_on_retry_still_redials_a_failed_not_reached_outcome(vapi_emulato
     assert states(dag_run) == {("call", -1): "failed"}
     assert tries(dag_run) == {("call", -1): 3}
     assert len(emu.calls()) == 3, "busy every time: one call per try"
+
+
+@pytest.mark.usefixtures("airflow_db", "vapi_conn")
+def test_a_retry_waits_out_the_create_its_dead_earlier_try_left_in_flight(
+    vapi_emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kill at the worst moment: try 1 sends its create and dies before any answer; Vapi makes
+    the call 2 s later. The retry starts at once and finds nothing yet: it must wait until that
+    create can no longer appear (create_settle_seconds), find the call, and not dial again."""
+    emu = vapi_emulator
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_VAPI_DEFAULT",
+        vapi_conn_json(emu.url, emu.api_key, timeout=5, retry_max_wait=0.2, create_settle_seconds=4),
+    )
+    emu.fault("late:2", method="POST", path="/call", times=1)
+    dag_run = run_dag(
+        "dies_mid_create",
+        f"""
+        import httpx
+        from airflow_provider_vapi import idempotency
+
+        class DiesMidCreate(PlaceCallOperator):
+            def execute(self, context):
+                if context["ti"].try_number > 1:
+                    return super().execute(context)
+                request = self.build_request()
+                idempotency.note_sending(context)  # as the operator does before every create
+                body = idempotency.keyed_body(request, idempotency.task_key(context))
+                try:  # the worker is gone 0.2 s after sending: no answer was ever read
+                    httpx.post({emu.url + "/call"!r}, json=body, timeout=0.2,
+                               headers={{"Authorization": "Bearer {emu.api_key}"}})
+                except httpx.TimeoutException:
+                    pass
+                raise RuntimeError("the worker died with its create in flight")
+
+        with DAG("dies_mid_create", start_date=datetime(2026, 1, 1), schedule=None) as dag:
+            DiesMidCreate(
+                task_id="call",
+                assistant_id={emu.assistant_id!r},
+                phone_number_id={emu.phone_number_id!r},
+                customer="+14155550471",
+                retries=1,
+                retry_delay=timedelta(seconds=0),
+            )
+        """,
+    )
+    assert states(dag_run) == {("call", -1): "success"}
+    assert tries(dag_run) == {("call", -1): 2}
+    assert len(emu.requests(method="POST", path="/call")) == 1, "the retry did not send a create"
+    (call,) = emu.calls()
+    assert xcom(dag_run, "call") == call["id"], "the retry re-attached to the late call"
