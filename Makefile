@@ -35,15 +35,23 @@ test-system: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not system" $(PYTEST_ARGS)
 
-# The oldest Airflow we support, through apache-airflow-providers-common-compat: every test that
-# does not need a real Airflow 3 deployment, in a venv of its own.
+# The oldest Airflow we support, through apache-airflow-providers-common-compat, with the lowest
+# version of every dependency that pyproject.toml allows: every test that does not need a real
+# Airflow 3 deployment, in a venv of its own. VAPI_LOWEST_DEPS=1 makes tests/test_lower_bounds.py
+# check that each direct dependency is installed at exactly its declared lower bound.
 test-compat: $(COMPAT_STAMP)
-	$(COMPAT_VENV)/bin/python -m pytest -q -m "not system" -p no:cacheprovider --ignore=tests/system $(PYTEST_ARGS)
+	VAPI_LOWEST_DEPS=1 $(COMPAT_VENV)/bin/python -m pytest -q -m "not system" -p no:cacheprovider --ignore=tests/system $(PYTEST_ARGS)
 
-$(COMPAT_STAMP): pyproject.toml
-	@test -x $(COMPAT_VENV)/bin/python || $(PYTHON) -m venv $(COMPAT_VENV)
+# Built anew each time pyproject.toml changes (uv would keep newer versions already installed).
+# lowest-direct: our direct dependencies (runtime and extras) at their lowest allowed versions; the
+# constraints pin the runtime ones to their bounds (see .ci/lowest_constraints.py for why).
+$(COMPAT_STAMP): pyproject.toml .ci/lowest_constraints.py
+	rm -rf $(COMPAT_VENV)
+	$(PYTHON) -m venv $(COMPAT_VENV)
 	@$(COMPAT_VENV)/bin/pip install -q --disable-pip-version-check uv
-	$(COMPAT_VENV)/bin/uv pip install -q --python $(COMPAT_VENV)/bin/python -e '.[dev]' "apache-airflow==$(COMPAT_AIRFLOW)"
+	$(PYTHON) .ci/lowest_constraints.py > $(COMPAT_VENV)/lowest-constraints.txt
+	$(COMPAT_VENV)/bin/uv pip install -q --python $(COMPAT_VENV)/bin/python --resolution lowest-direct \
+		-c $(COMPAT_VENV)/lowest-constraints.txt -e '.[dev]' "apache-airflow==$(COMPAT_AIRFLOW)"
 	@touch $@
 
 lint: $(STAMP)
