@@ -6,7 +6,6 @@ the routes return pre-serialized JSON from the engine.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -16,24 +15,25 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .asgi import JSON_MEDIA, ASGIApp, json_response
+from .bodies import parse_body
 from .constants import ADMIN_PREFIX, ASSISTANT_ID, CUSTOMER_ID, PHONE_NUMBER_ID
 from .engine import Engine
 from .errors import ApiError, bad_request
+from .listing import ListQuery, parse_list_query
 from .middleware import EmulatorMiddleware
 from .runtime import Runtime
 from .validation import UUID_RE, delete_call_errors
 
 
 async def _body(request: Request, required: bool = True) -> Any:
-    raw = await request.body()
-    if not raw.strip():
+    """The JSON value of the body (the middleware has refused every body :mod:`.bodies` cannot
+    parse); an empty body (or ``null``) is ``{}`` unless ``required``."""
+    body = parse_body(await request.body())
+    if body is None:
         if required:
             raise bad_request(["body must be an object"])
         return {}
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise bad_request(f"Unexpected token in JSON at position {getattr(exc, 'pos', 0)}") from None
+    return body
 
 
 async def _object_body(request: Request, message: str | list[str]) -> dict[str, Any]:
@@ -86,7 +86,7 @@ def _add_call_routes(app: FastAPI, engine: Engine) -> None:
 
     @app.get("/call")
     async def list_calls(request: Request) -> Response:
-        return json_response(engine.list_calls(dict(request.query_params)))
+        return json_response(engine.list_calls(_list_query("/call", request)))
 
     @app.get("/call/{call_id}")
     async def get_call(call_id: str) -> Response:
@@ -123,8 +123,7 @@ def _add_assistant_routes(app: FastAPI, engine: Engine) -> None:
 
     @app.get("/assistant")
     async def list_assistants(request: Request) -> Response:
-        limit = _limit(request)
-        return json_response(engine.list_assistants()[:limit])
+        return json_response(engine.list_assistants(_list_query("/assistant", request)))
 
     @app.post("/assistant")
     async def create_assistant(request: Request) -> Response:
@@ -137,11 +136,12 @@ def _add_assistant_routes(app: FastAPI, engine: Engine) -> None:
 
     @app.get("/phone-number")
     async def list_phone_numbers(request: Request) -> Response:
-        return json_response(engine.list_phone_numbers()[: _limit(request)])
+        return json_response(engine.list_phone_numbers(_list_query("/phone-number", request)))
 
 
 def _add_admin_routes(app: FastAPI, runtime: Runtime) -> None:
-    """The ``/_emulator`` admin API (not Vapi; never recorded): health, request log, reset, calls."""
+    """The ``/_emulator`` admin API (not Vapi; never recorded; the API key as on Vapi's routes but
+    for ``health``): health, request log, reset, calls."""
     engine = runtime.engine
 
     @app.get(f"{ADMIN_PREFIX}/health")
@@ -158,11 +158,11 @@ def _add_admin_routes(app: FastAPI, runtime: Runtime) -> None:
 
     @app.get(f"{ADMIN_PREFIX}/requests")
     async def requests(method: str | None = None, path: str | None = None) -> Response:
-        return json_response(runtime.log.query(method, path))
+        return json_response(runtime.log.answer(method, path))
 
     @app.delete(f"{ADMIN_PREFIX}/requests")
     async def clear_requests() -> Response:
-        runtime.log.entries.clear()
+        runtime.log.clear()
         return json_response({"cleared": True})
 
     @app.post(f"{ADMIN_PREFIX}/reset")
@@ -237,19 +237,8 @@ def _as_bad_request() -> Iterator[None]:
         raise bad_request(str(exc)) from None
 
 
-def _limit(request: Request) -> int:
-    raw = request.query_params.get("limit")
-    if raw is None:
-        return 100
-    try:
-        value = float(raw)
-    except ValueError:
-        raise bad_request(["limit must be a number conforming to the specified constraints"]) from None
-    if value > 1000:
-        raise bad_request(["limit must not be greater than 1000"])
-    if value < 0:
-        raise bad_request(["limit must not be less than 0"])
-    return int(value)
+def _list_query(route: str, request: Request) -> ListQuery:
+    return parse_list_query(route, dict(request.query_params))
 
 
 __all__ = ["Runtime", "create_app"]

@@ -15,6 +15,7 @@ from .constants import (
     DEFAULT_CONCURRENCY_LIMIT,
     DEFAULT_HOST,
     DEFAULT_PORT,
+    DEFAULT_REQUEST_LOG_BYTES,
     DEFAULT_REQUEST_LOG_SIZE,
     PHONE_NUMBER_ID,
 )
@@ -56,7 +57,16 @@ def parser() -> argparse.ArgumentParser:
     )
     _add_fault_options(p)
     p.add_argument(
-        "--request-log-size", type=int, default=DEFAULT_REQUEST_LOG_SIZE, help="requests remembered"
+        "--request-log-size",
+        type=int,
+        default=DEFAULT_REQUEST_LOG_SIZE,
+        help=f"requests the admin request log keeps, the oldest dropped first (default {DEFAULT_REQUEST_LOG_SIZE})",
+    )
+    p.add_argument(
+        "--request-log-bytes",
+        type=int,
+        default=DEFAULT_REQUEST_LOG_BYTES,
+        help=f"bytes of request bodies the request log keeps at most (default {DEFAULT_REQUEST_LOG_BYTES})",
     )
     p.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
     return p
@@ -96,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             fault_match=args.fault_match,
             fault_seed=args.fault_seed,
             request_log_size=args.request_log_size,
+            request_log_bytes=args.request_log_bytes,
         )
     except ValueError as exc:
         print(f"vapi-emulator: {exc}", file=sys.stderr)
@@ -117,7 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         f"  analysis delay:  {args.analysis_delay:g}s (at speed 1)",
         f"  state:           {args.state or 'memory'}",
         f"  faults:          {args.fault_rate or 'none'}",
-        f"  admin API:       {url}{ADMIN_PREFIX}/ (requests, reset, faults, config, calls)",
+        f"  request log:     last {args.request_log_size} requests, {args.request_log_bytes} bytes of "
+        "bodies, secrets redacted",
+        f"  admin API:       {url}{ADMIN_PREFIX}/ (requests, reset, faults, config, calls; the same "
+        "bearer key, but health)",
     ]
     print("\n".join(lines), flush=True)
     config = uvicorn.Config(create_app(runtime), log_level=args.log_level, access_log=False, lifespan="off")

@@ -19,7 +19,8 @@ class EmulatorHandle:
     """What a test needs to talk to one emulator.
 
     Attributes: ``url`` (base URL, no trailing slash), ``api_key``, ``assistant_id``,
-    ``phone_number_id``, ``customer_id`` and ``headers`` (the bearer header for Vapi routes).
+    ``phone_number_id``, ``customer_id`` and ``headers`` (the bearer header, for the Vapi routes
+    and the admin API alike: only ``/_emulator/health`` answers without it).
     """
 
     def __init__(self, url: str, api_key: str = DEFAULT_API_KEY, timeout: float = 10.0) -> None:
@@ -29,7 +30,9 @@ class EmulatorHandle:
         self.phone_number_id = PHONE_NUMBER_ID
         self.customer_id = CUSTOMER_ID
         self.headers = {"Authorization": f"Bearer {api_key}"}
-        self._admin = httpx.Client(base_url=f"{self.url}{ADMIN_PREFIX}", timeout=timeout)
+        self._admin = httpx.Client(
+            base_url=f"{self.url}{ADMIN_PREFIX}", headers=self.headers, timeout=timeout
+        )
 
     def __repr__(self) -> str:
         return f"EmulatorHandle(url={self.url!r})"
@@ -91,9 +94,17 @@ class EmulatorHandle:
         return result
 
     def requests(self, method: str | None = None, path: str | None = None) -> list[dict[str, Any]]:
-        """Recorded Vapi-API requests, oldest first: ``{method, path, query, body, status, timestamp,
-        fault}``. ``path`` is exact, or a prefix when it ends in ``*``."""
-        result: list[dict[str, Any]] = self._get("/requests", method=method, path=path)
+        """Recorded Vapi-API requests, oldest first: ``{method, path, query, body, fingerprints,
+        status, timestamp, fault}``. ``path`` is exact, or a prefix when it ends in ``*``. Bodies
+        have their secrets replaced with ``"***"``; ``fingerprints`` maps each one's path to
+        :func:`~.redaction.fingerprint` of the secret (compare with ``fingerprint("the-secret")``)."""
+        result: list[dict[str, Any]] = self.request_log(method, path)["requests"]
+        return result
+
+    def request_log(self, method: str | None = None, path: str | None = None) -> dict[str, Any]:
+        """``GET /_emulator/requests``: ``{requests: [...], dropped, limit, limitBytes}``, where
+        ``dropped`` counts the oldest entries the log's bounds have dropped since it was cleared."""
+        result: dict[str, Any] = self._get("/requests", method=method, path=path)
         return result
 
     def clear_requests(self) -> None:
@@ -191,7 +202,7 @@ class EmulatorHandle:
         return result
 
     def calls(self) -> list[dict[str, Any]]:
-        """Every call, oldest first (admin view: no auth, not recorded, no limit)."""
+        """Every call, oldest first (admin view: not recorded, no limit)."""
         result: list[dict[str, Any]] = self._get("/calls")
         return result
 

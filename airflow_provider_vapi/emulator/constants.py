@@ -31,6 +31,8 @@ CONCURRENCY_MODES = ("queue", "reject")
 DEFAULT_ANALYSIS_DELAY_S = 3.0
 #: How many Vapi-API requests the admin request log keeps (oldest dropped first).
 DEFAULT_REQUEST_LOG_SIZE = 10_000
+#: About how many bytes of request bodies the request log keeps (oldest dropped first).
+DEFAULT_REQUEST_LOG_BYTES = 64 * 1024 * 1024
 
 #: Prefix of the emulator's own admin API (never part of Vapi's API, never recorded).
 ADMIN_PREFIX = "/_emulator"

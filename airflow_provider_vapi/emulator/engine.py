@@ -34,10 +34,12 @@ from .constants import (
     DEFAULT_ANALYSIS_DELAY_S,
     DEFAULT_API_KEY,
     DEFAULT_CONCURRENCY_LIMIT,
+    DEFAULT_REQUEST_LOG_BYTES,
     DEFAULT_REQUEST_LOG_SIZE,
     ORG_ID,
 )
 from .errors import ApiError, bad_request, not_found
+from .listing import ListQuery
 from .outcomes import (
     CONCURRENCY_LIMIT_MESSAGE,
     CONCURRENCY_LIMIT_REACHED,
@@ -59,16 +61,6 @@ from .validation import (
 
 _ASSISTANT_SOURCES = ("assistantId", "assistant", "squadId", "squad", "workflowId", "workflow")
 _ATOMIC = frozenset({"schema", "metadata"})
-_LIST_FILTERS = (
-    "createdAtGt",
-    "createdAtLt",
-    "createdAtGe",
-    "createdAtLe",
-    "updatedAtGt",
-    "updatedAtLt",
-    "updatedAtGe",
-    "updatedAtLe",
-)
 
 
 def iso(ms: int) -> str:
@@ -100,6 +92,7 @@ class EngineConfig:
     concurrency_mode: str = "queue"
     analysis_delay_s: float = DEFAULT_ANALYSIS_DELAY_S
     request_log_size: int = DEFAULT_REQUEST_LOG_SIZE
+    request_log_bytes: int = DEFAULT_REQUEST_LOG_BYTES
 
     def check(self) -> None:
         """Raise ValueError on a setting the engine cannot run with."""
@@ -120,6 +113,7 @@ class EngineConfig:
             "concurrencyMode": self.concurrency_mode,
             "analysisDelaySeconds": self.analysis_delay_s,
             "requestLogSize": self.request_log_size,
+            "requestLogBytes": self.request_log_bytes,
         }
 
 
@@ -478,46 +472,19 @@ class Engine:
         with self._lock:
             return self.call_json(self._current_call(call_id))
 
-    def list_calls(self, query: dict[str, str]) -> bytes:
+    def list_calls(self, query: ListQuery) -> bytes:
         """``GET /call``: newest first by ``createdAt`` (ties: creation order), then ``limit``."""
-        errors: list[str] = []
-        limit = 100
-        if "limit" in query:
-            try:
-                limit_f = float(query["limit"])
-            except ValueError:
-                errors.append("limit must be a number conforming to the specified constraints")
-            else:
-                if limit_f < 0:
-                    errors.append("limit must not be less than 0")
-                elif limit_f > 1000:
-                    errors.append("limit must not be greater than 1000")
-                limit = int(limit_f)
-        bounds: list[tuple[str, str, int]] = []
-        for key in _LIST_FILTERS:
-            if key in query:
-                parsed = parse_iso(query[key])
-                if parsed is None:
-                    errors.append(f"{key} must be a valid ISO 8601 date string")
-                    continue
-                micros = int(parsed.timestamp()) * 1_000_000 + parsed.microsecond
-                bounds.append((key[:9], key[9:], micros))
-        if errors:
-            raise bad_request(errors)
         with self._lock:
             self.advance()
             picked: list[CallRecord] = []
             for rec in self.calls.values():
-                if "id" in query and rec.id != query["id"]:
-                    continue
-                if "assistantId" in query and rec.echo.get("assistantId") != query["assistantId"]:
-                    continue
-                if "phoneNumberId" in query and rec.echo.get("phoneNumberId") != query["phoneNumberId"]:
-                    continue
-                if all(_within(rec, field_, op, micros) for field_, op, micros in bounds):
+                ids = {"id": rec.id, **{k: rec.echo.get(k) for k in ("assistantId", "phoneNumberId")}}
+                if all(ids[k] == v for k, v in query.equal.items()) and query.within(
+                    rec.created_ms, rec.updated_ms
+                ):
                     picked.append(rec)
             picked.sort(key=lambda r: (r.created_ms, r.seq), reverse=True)
-            return b"[" + b",".join(self.call_json(r) for r in picked[:limit]) + b"]"
+            return b"[" + b",".join(self.call_json(r) for r in picked[: query.limit]) + b"]"
 
     def update_call(self, call_id: str, body: dict[str, Any]) -> bytes:
         """``PATCH /call/{id}``: only ``name`` can change."""
@@ -722,32 +689,22 @@ class Engine:
                 raise not_found("Assistant")
             return found
 
-    def list_assistants(self) -> list[dict[str, Any]]:
-        """``GET /assistant``: newest first."""
+    def list_assistants(self, query: ListQuery) -> list[dict[str, Any]]:
+        """``GET /assistant``: newest first, filtered by time, then ``limit``."""
         with self._lock:
-            return sorted(self.assistants.values(), key=lambda a: a["createdAt"], reverse=True)
+            found = [a for a in self.assistants.values() if query.within_iso(a)]
+        return sorted(found, key=lambda a: a["createdAt"], reverse=True)[: query.limit]
 
-    def list_phone_numbers(self) -> list[dict[str, Any]]:
-        """``GET /phone-number``."""
+    def list_phone_numbers(self, query: ListQuery) -> list[dict[str, Any]]:
+        """``GET /phone-number``: filtered by time, then ``limit``."""
         with self._lock:
-            return list(self.phone_numbers.values())
+            return [p for p in self.phone_numbers.values() if query.within_iso(p)][: query.limit]
 
     def call_records(self) -> list[CallRecord]:
         """Every call (admin view), oldest first."""
         with self._lock:
             self.advance()
             return sorted(self.calls.values(), key=lambda r: r.seq)
-
-
-def _within(rec: CallRecord, field_: str, op: str, micros: int) -> bool:
-    value = (rec.created_ms if field_ == "createdAt" else rec.updated_ms) * 1000
-    if op == "Gt":
-        return value > micros
-    if op == "Lt":
-        return value < micros
-    if op == "Ge":
-        return value >= micros
-    return value <= micros
 
 
 __all__ = ["ApiError", "CallRecord", "Engine", "EngineConfig", "iso"]

@@ -1,10 +1,10 @@
-"""Bearer auth, fault injection and the request log: one pure-ASGI middleware around the Vapi
-routes (cheap on the polling hot path). The fault actions are described in :mod:`.faults`."""
+"""Bearer auth, body checks, fault injection and the request log: one pure-ASGI middleware around
+the Vapi routes and the admin API (cheap on the polling hot path). The fault actions are described
+in :mod:`.faults`, the body checks in :mod:`.bodies`, the log's redaction in :mod:`.redaction`."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import time
@@ -12,9 +12,11 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from .asgi import ASGIApp, Message, Receive, Scope, Send, breaking, error_response, recording, replaying
+from .bodies import checked_body, read_body
 from .constants import ADMIN_PREFIX
 from .engine import iso
-from .errors import INVALID_KEY_MESSAGE, reason_phrase
+from .errors import INVALID_KEY_MESSAGE, ApiError, reason_phrase
+from .redaction import redact
 from .runtime import Runtime
 
 _DROPPED = "ASGI callable returned without completing response."
@@ -24,6 +26,7 @@ _FAULT_MESSAGES = {
     502: "Bad Gateway",
     503: "Service Unavailable. Please try again later.",
 }
+HEALTH_PATH = f"{ADMIN_PREFIX}/health"
 _ABANDONED = "Service Unavailable: the emulator was reset before this late request was processed."
 
 
@@ -38,22 +41,31 @@ logging.getLogger("uvicorn.error").addFilter(_DroppedAnswerFilter())
 
 
 class EmulatorMiddleware:
-    """Bearer auth, fault injection and request recording around the Vapi routes."""
+    """Bearer auth, body checks, fault injection and request recording around the Vapi routes;
+    bearer auth and body checks around the admin API."""
 
     def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
         self.app = app
         self.runtime = runtime
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(ADMIN_PREFIX):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        raw = await _read_body(receive)
-        entry = _log_entry(scope, raw)
-        self.runtime.log.add(entry)
+        raw, too_large = await read_body(receive)
+        body, problem = checked_body(raw, too_large)
+        if scope["path"].startswith(ADMIN_PREFIX):
+            await self._admin(raw, problem, scope, receive, send)
+            return
+        entry = _log_entry(scope, body)
+        self.runtime.log.add(entry, len(raw))
         if not scope["path"].startswith("/control/") and not self._authorized(scope):
             entry["status"] = 401
             await error_response(401, INVALID_KEY_MESSAGE)(scope, receive, send)
+            return
+        if problem is not None:
+            entry["status"] = problem.status
+            await error_response(problem.status, problem.message)(scope, receive, send)
             return
         faults = self.runtime.faults
         fault = faults.take(scope["method"], scope["path"], entry["query"]) if faults else None
@@ -67,6 +79,18 @@ class EmulatorMiddleware:
             if action.startswith("delay:"):
                 await asyncio.sleep(float(action.split(":", 1)[1]))
             await self.app(scope, replaying(raw, receive), recording(entry, breaking(action, send)))
+
+    async def _admin(
+        self, raw: bytes, problem: ApiError | None, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """The admin API: the same key as the Vapi routes (but ``/_emulator/health``, which readiness
+        probes ask without one), the same body checks; never recorded, no faults."""
+        if scope["path"] != HEALTH_PATH and not self._authorized(scope):
+            await error_response(401, INVALID_KEY_MESSAGE)(scope, receive, send)
+        elif problem is not None:
+            await error_response(problem.status, problem.message)(scope, receive, send)
+        else:
+            await self.app(scope, replaying(raw, receive), send)
 
     @staticmethod
     async def _refuse(
@@ -120,33 +144,18 @@ class EmulatorMiddleware:
         return False
 
 
-async def _read_body(receive: Receive) -> bytes:
-    """The whole request body."""
-    chunks = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            return b"".join(chunks)
+def _log_entry(scope: Scope, body: Any) -> dict[str, Any]:
+    """The request-log entry of a request, its secrets redacted (status and fault filled in later).
 
-
-def _log_entry(scope: Scope, raw: bytes) -> dict[str, Any]:
-    """The request-log entry of a request (status and fault filled in later)."""
+    ``fingerprints`` maps the path of each redacted secret to :func:`.redaction.fingerprint` of it."""
+    redacted, fingerprints = redact(body)
     return {
         "method": scope["method"],
         "path": scope["path"],
         "query": dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)),
-        "body": _logged_body(raw),
+        "body": redacted,
+        "fingerprints": fingerprints,
         "status": None,
         "timestamp": iso(time.time_ns() // 1_000_000),
         "fault": None,
     }
-
-
-def _logged_body(raw: bytes) -> Any:
-    if not raw:
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw.decode("utf-8", "replace")

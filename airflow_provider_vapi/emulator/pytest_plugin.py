@@ -20,6 +20,11 @@ Fixtures:
     options (``concurrency_mode="reject"``, ``api_key=...``, ``state_file=...``, ``speed=...``);
     all are stopped after the test.
 
+Settings (``[tool.pytest.ini_options]`` / ``pytest.ini``) of the session server:
+``vapi_emulator_request_log_size`` (requests its log keeps, default 10,000) and
+``vapi_emulator_request_log_bytes`` (bytes of bodies it keeps, default 64 MiB). The admin API
+(``/_emulator/...``) takes the handle's bearer key, as the Vapi routes do; the handle sends it.
+
 Outside fixtures: ``EmulatorServer(...)`` (thread) and ``EmulatorProcess(...)`` (subprocess) from
 :mod:`airflow_provider_vapi.emulator.server` are context managers yielding the same handle.
 """
@@ -35,12 +40,36 @@ if TYPE_CHECKING:
     from .client import EmulatorHandle
 
 
+_LOG_SETTINGS = {
+    "request_log_size": ("vapi_emulator_request_log_size", "requests the session emulator's log keeps"),
+    "request_log_bytes": (
+        "vapi_emulator_request_log_bytes",
+        "bytes of bodies the session emulator's log keeps",
+    ),
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """The session server's request-log bounds, as ini settings."""
+    for name, help_text in _LOG_SETTINGS.values():
+        parser.addini(name, help_text, default="")
+
+
+def _log_options(config: pytest.Config) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for option, (name, _) in _LOG_SETTINGS.items():
+        value = str(config.getini(name)).strip()
+        if value:
+            options[option] = int(value)
+    return options
+
+
 @pytest.fixture(scope="session")
-def vapi_emulator_server() -> Iterator[EmulatorHandle]:
+def vapi_emulator_server(pytestconfig: pytest.Config) -> Iterator[EmulatorHandle]:
     """A session-wide emulator in a background thread (speed 20); stopped at session end."""
     from .server import EmulatorServer
 
-    server = EmulatorServer()
+    server = EmulatorServer(**_log_options(pytestconfig))
     handle = server.start()
     try:
         yield handle

@@ -24,6 +24,7 @@ from .constants import (
     DEFAULT_API_KEY,
     DEFAULT_CONCURRENCY_LIMIT,
     DEFAULT_HOST,
+    DEFAULT_REQUEST_LOG_BYTES,
     DEFAULT_REQUEST_LOG_SIZE,
 )
 
@@ -62,6 +63,7 @@ def build_runtime(
     fault_match: str = "*",
     fault_seed: int | None = None,
     request_log_size: int = DEFAULT_REQUEST_LOG_SIZE,
+    request_log_bytes: int = DEFAULT_REQUEST_LOG_BYTES,
 ) -> Any:
     """A :class:`~.runtime.Runtime` from start-up options (imported only when serving)."""
     from .engine import Engine, EngineConfig
@@ -75,6 +77,7 @@ def build_runtime(
         concurrency_mode=concurrency_mode,
         analysis_delay_s=analysis_delay,
         request_log_size=request_log_size,
+        request_log_bytes=request_log_bytes,
     )
     faults = FaultBook(seed=fault_seed)
     method, _, path = fault_match.strip().partition(" ")

@@ -27,7 +27,7 @@ def test_backdate_moves_every_timestamp_and_the_listing_filters_follow(emu, http
 
 def test_backdate_refuses_bad_input_and_unknown_calls(emu) -> None:
     call = emu.create_call("+15550000005")
-    admin = httpx.Client(base_url=f"{emu.url}/_emulator", timeout=10)
+    admin = httpx.Client(base_url=f"{emu.url}/_emulator", headers=emu.headers, timeout=10)
     assert admin.post(f"/calls/{call['id']}/backdate", json={"seconds": -1}).status_code == 400
     assert admin.post(f"/calls/{call['id']}/backdate", json={"seconds": True}).status_code == 400
     missing = "00000000-0000-4000-8000-000000000000"

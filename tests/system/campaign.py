@@ -222,7 +222,7 @@ def hang_up(emulator: EmulatorHandle, call_id: str) -> dict[str, Any]:
     request log, unlike the control URL, so tests can tell it from an end the provider sent)."""
     import httpx
 
-    resp = httpx.post(f"{emulator.url}/_emulator/calls/{call_id}/end", timeout=10)
+    resp = httpx.post(f"{emulator.url}/_emulator/calls/{call_id}/end", headers=emulator.headers, timeout=10)
     resp.raise_for_status()
     result: dict[str, Any] = resp.json()
     return result
