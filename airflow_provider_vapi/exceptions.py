@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+from pydantic import ValidationError
 
 
 class VapiError(AirflowException):
@@ -34,8 +35,27 @@ class VapiError(AirflowException):
         super().__init__(message)
 
 
-class VapiInvalidRequestError(VapiError, ValueError):
-    """The request was refused *before* anything was sent: the payload breaks a Vapi rule."""
+class VapiInvalidRequestError(VapiError, AirflowFailException, ValueError):
+    """The request was refused *before* anything was sent: the payload breaks a Vapi rule.
+
+    Final (an ``AirflowFailException``): the same input fails the same way on every retry.
+    """
+
+    @classmethod
+    def from_validation(cls, exc: ValidationError, what: str = "The call request") -> VapiInvalidRequestError:
+        """One line per problem, ``where: what is wrong and the fix``, never quoting an input value
+        (pydantic's own text shows ``input_value=...``, which may hold a token)."""
+        lines = [f"  - {_where(e['loc'])}: {e['msg']}" for e in exc.errors(include_input=False)]
+        count = f"{len(lines)} problem{'s' if len(lines) != 1 else ''}"
+        return cls(f"{what} is invalid; nothing was sent to Vapi ({count}):\n" + "\n".join(lines))
+
+
+def _where(loc: Sequence[str | int]) -> str:
+    """``("customers", 2, "number")`` -> ``customers[2].number``."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "body"
 
 
 class VapiAPIError(VapiError):

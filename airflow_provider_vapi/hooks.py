@@ -25,6 +25,7 @@ from airflow_provider_vapi.links import dashboard_url
 from airflow_provider_vapi.models import Call, CallBatchResponse, CreateCallRequest
 from airflow_provider_vapi.paging import PAGE_MAX, Window, iso, parse_ts
 from airflow_provider_vapi.retries import RetryPolicy
+from airflow_provider_vapi.secrets import find_secret_values
 from airflow_provider_vapi.transport import (
     DEFAULT_BASE_URL,
     ConnectionSettings,
@@ -109,11 +110,15 @@ class VapiHook(BaseHook):
         return self._settings
 
     async def _asettings(self) -> ConnectionSettings:
+        """Read the connection without blocking the event loop (the triggerer's is shared): the
+        extras and the masker are synchronous Airflow calls (on Airflow 3 ``extra_dejson`` and
+        ``mask_secret`` talk to the supervisor), so they run in a worker thread."""
         if self._settings is None:
             from airflow.providers.common.compat.connection import get_async_connection
+            from asgiref.sync import sync_to_async
 
             conn = await get_async_connection(self.vapi_conn_id, hook=self)
-            self._settings = self._settings_from(conn)
+            self._settings = await sync_to_async(self._settings_from)(conn)
         return self._settings
 
     @property
@@ -229,12 +234,12 @@ class VapiHook(BaseHook):
         if isinstance(request, CreateCallRequest):
             model = request
         else:
+            for secret in find_secret_values(request):
+                mask_secret(secret)  # before validating: an error must not be the first to show it
             try:
-                model = CreateCallRequest.from_payload(dict(request))
+                model = CreateCallRequest.from_payload(request)
             except ValidationError as exc:
-                raise VapiInvalidRequestError(
-                    f"The call request is invalid; nothing was sent to Vapi.\n{exc}"
-                ) from exc
+                raise VapiInvalidRequestError.from_validation(exc) from None
         for secret in model.secret_values():
             mask_secret(secret)
         return model

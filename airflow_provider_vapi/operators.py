@@ -8,7 +8,6 @@ dialling again. Waiting (``wait_for_completion``) is :mod:`airflow_provider_vapi
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
@@ -16,7 +15,8 @@ from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperat
 from pydantic import ValidationError
 
 from airflow_provider_vapi import idempotency
-from airflow_provider_vapi.exceptions import VapiCallFailedError, VapiError
+from airflow_provider_vapi.call_body import REQUEST_FIELDS, build_call_body
+from airflow_provider_vapi.exceptions import VapiCallFailedError, VapiError, VapiInvalidRequestError
 from airflow_provider_vapi.hooks import VapiHook
 from airflow_provider_vapi.links import XCOM_CALL_ID, XCOM_CALL_URL, VapiCallLink, dashboard_url
 from airflow_provider_vapi.models import (
@@ -26,7 +26,8 @@ from airflow_provider_vapi.models import (
     CallOutcome,
     CreateCallRequest,
 )
-from airflow_provider_vapi.templating import protect_vapi_placeholders
+from airflow_provider_vapi.secrets import REDACTED, find_secret_values, redact_secrets
+from airflow_provider_vapi.templating import airflow_names, is_data, protect_vapi_placeholders
 from airflow_provider_vapi.waiting import (
     DEFAULT_ANALYSIS_GRACE_PERIOD,
     DEFAULT_FAILURE_OUTCOMES,
@@ -40,37 +41,11 @@ if TYPE_CHECKING:
     import jinja2
     from airflow.providers.common.compat.sdk import Context
 
-#: The request parameters, one row each: (parameter, the ``POST /call`` key it is copied to as it
-#: is, or ``None`` when ``build_body`` shapes it, how the Rendered tab shows it). This table makes
-#: ``template_fields``, the renderers, the attributes and ``build_body``; the constructor's
-#: signature lists the same names because Airflow (``expand``, ``partial``) reads them from there.
-REQUEST_FIELDS: Final[tuple[tuple[str, str | None, str | None], ...]] = (
-    ("assistant_id", "assistantId", None),
-    ("assistant", "assistant", "json"),
-    ("assistant_overrides", None, "json"),
-    ("assistant_version", "assistantVersion", None),
-    ("squad_id", "squadId", None),
-    ("squad", "squad", "json"),
-    ("squad_overrides", "squadOverrides", "json"),
-    ("workflow_id", "workflowId", None),
-    ("workflow", "workflow", "json"),
-    ("workflow_overrides", "workflowOverrides", "json"),
-    ("phone_number_id", "phoneNumberId", None),
-    ("phone_number", "phoneNumber", "json"),
-    ("customer", None, "json"),
-    ("customer_id", "customerId", None),
-    ("customers", None, "json"),
-    ("variable_values", None, "json"),
-    ("metadata", None, "json"),
-    ("schedule_plan", "schedulePlan", "json"),
-    ("name", "name", None),
-    ("transport", "transport", "json"),
-    ("payload", None, "json"),
-)
 #: Other constructor parameters that are stored as they are given.
 _PLAIN_PARAMS: Final = (
     "vapi_conn_id",
     "strict_legacy",
+    "check_nested",
     "wait_for_completion",
     "poll_interval",
     "timeout",
@@ -80,32 +55,16 @@ _PLAIN_PARAMS: Final = (
 )
 
 
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    """Deep-merge ``extra`` into a copy of ``base`` (dicts merge, everything else replaces)."""
-    merged = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def _customer(value: str | dict[str, Any]) -> dict[str, Any]:
-    return {"number": value.strip()} if isinstance(value, str) else dict(value)
-
-
-def _payload_dict(payload: dict[str, Any] | str | None) -> dict[str, Any]:
-    """``payload`` as a dict: it may be a dict, rendered JSON text, or empty."""
-    if isinstance(payload, str):
-        text = payload
-        try:
-            payload = json.loads(text) if text.strip() else None
-        except ValueError as exc:
-            raise AirflowFailException(f"payload is not valid JSON ({exc}): {text[:200]!r}") from exc
-    if payload is not None and not isinstance(payload, dict):
-        raise AirflowFailException(f"payload must render to a JSON object, not {type(payload).__name__}")
-    return payload or {}
+def _refused_for_xcom(errors: list[CallBatchError], secrets: list[str]) -> list[dict[str, Any]]:
+    """The batch's refusals without their secrets: XCom is stored as it is (Airflow's masker only
+    works on logs and the Rendered tab), and Vapi's error text may quote what it refused."""
+    refused = []
+    for error in errors:
+        entry = redact_secrets(error.model_dump(mode="json", by_alias=True))
+        for secret in secrets:
+            entry["error"] = str(entry.get("error", "")).replace(secret, REDACTED)
+        refused.append(entry)
+    return refused
 
 
 class PlaceCallOperator(CallWaitMixin, BaseOperator):
@@ -146,6 +105,9 @@ class PlaceCallOperator(CallWaitMixin, BaseOperator):
     :param payload: a dict (or a ``.json`` template file) deep-merged last: anything else of
         ``POST /call``.
     :param strict_legacy: refuse old-API fields that Vapi no longer honours instead of dropping them.
+    :param check_nested: check inline assistants, overrides, squads and customers against Vapi's
+        schemas before sending (unknown keys with "did you mean", wrong types). Default ``True``;
+        turn it off only to send a setting Vapi added after this provider's release.
     :param wait_for_completion: wait until the call has ended and return it (like
         ``CallStatusSensor``) instead of returning its id.
     :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).
@@ -173,6 +135,7 @@ class PlaceCallOperator(CallWaitMixin, BaseOperator):
 
     # Set from the constructor's arguments by name (see REQUEST_FIELDS and _PLAIN_PARAMS).
     strict_legacy: bool
+    check_nested: bool
     wait_for_completion: bool
     poll_interval: float
     timeout: float | None
@@ -211,6 +174,7 @@ class PlaceCallOperator(CallWaitMixin, BaseOperator):
         transport: dict[str, Any] | None = None,
         payload: dict[str, Any] | str | None = None,
         strict_legacy: bool = False,
+        check_nested: bool = True,
         wait_for_completion: bool = False,
         deferrable: bool | None = None,
         poll_interval: float = 10.0,
@@ -241,9 +205,13 @@ class PlaceCallOperator(CallWaitMixin, BaseOperator):
         jinja_env: jinja2.Environment | None = None,
         seen_oids: set[int] | None = None,
     ) -> Any:
-        """Render Airflow's expressions and leave Vapi's ``{{placeholders}}`` intact."""
+        """Render the author's Airflow expressions; keep Vapi's ``{{placeholders}}`` and every
+        resolved value (XCom, ``expand``) as they are (:mod:`airflow_provider_vapi.templating`)."""
+        if is_data(content, seen_oids):
+            return content
         if isinstance(content, str) and not content.endswith(tuple(self.template_ext)):
-            content = protect_vapi_placeholders(content, context)
+            env = jinja_env or self.get_template_env()
+            content = protect_vapi_placeholders(content, airflow_names(context, env))
         return super().render_template(content, context, jinja_env, seen_oids)
 
     def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
@@ -258,37 +226,37 @@ class PlaceCallOperator(CallWaitMixin, BaseOperator):
                 "nothing was sent to Vapi. Vapi placeholders such as {{name}} pass through on their own; "
                 "check the Airflow expressions."
             ) from exc
+        self._mask_rendered_secrets()
+
+    def _mask_rendered_secrets(self) -> None:
+        """Tell the masker every secret of the rendered parameters now: Airflow stores the Rendered
+        tab right after rendering, before ``execute`` runs, and its key-name rules miss many of
+        Vapi's (``gcpKey``, a ``twilioAuthToken`` inside a JSON-text ``payload`` ...)."""
+        values = {name: getattr(self, name) for name, _, _ in REQUEST_FIELDS}
+        try:
+            found = find_secret_values(build_call_body(values))
+        except VapiInvalidRequestError:  # refused again, with this message, by execute()
+            found = []
+        for secret in [*found, *find_secret_values(values)]:
+            mask_secret(secret)
 
     # -- building the request -------------------------------------------------------------------
 
     def build_body(self) -> dict[str, Any]:
         """The ``POST /call`` body from the rendered parameters, before validation."""
-        body: dict[str, Any] = {}
-        for attribute, wire, _ in REQUEST_FIELDS:
-            value = getattr(self, attribute)
-            if wire is not None and value not in (None, "", {}):
-                body[wire] = value
-        if self.customer not in (None, ""):
-            body["customer"] = _customer(self.customer)  # type: ignore[arg-type]
-        if self.customers is not None:
-            body["customers"] = [_customer(c) for c in self.customers]
-        overrides = dict(self.assistant_overrides or {})
-        if self.variable_values:
-            overrides["variableValues"] = {**overrides.get("variableValues", {}), **self.variable_values}
-        if self.metadata:
-            overrides["metadata"] = {**overrides.get("metadata", {}), **self.metadata}
-        if overrides:
-            body["assistantOverrides"] = overrides
-        return _merge(body, _payload_dict(self.payload))
+        return build_call_body({name: getattr(self, name) for name, _, _ in REQUEST_FIELDS})
 
     def build_request(self) -> CreateCallRequest:
         """Validate the body; bad input fails the task at once, without retries."""
+        body = self.build_body()
         try:
-            request = CreateCallRequest.from_payload(self.build_body(), strict=self.strict_legacy)
-        except (ValidationError, ValueError) as exc:
-            raise AirflowFailException(
-                f"Task {self.task_id}: the Vapi call request is invalid, nothing was sent.\n{exc}"
-            ) from exc
+            request = CreateCallRequest.from_payload(
+                body, strict=self.strict_legacy, check_nested=self.check_nested
+            )
+        except ValidationError as exc:
+            raise VapiInvalidRequestError.from_validation(
+                exc, f"Task {self.task_id}: the call request"
+            ) from None
         for secret in request.secret_values():
             mask_secret(secret)
         return request
@@ -305,7 +273,7 @@ class PlaceCallOperator(CallWaitMixin, BaseOperator):
             self._report_refused(calls, errors)
         if not self.wait_for_completion:
             if batch:
-                refused = [e.model_dump(mode="json", by_alias=True) for e in errors]
+                refused = _refused_for_xcom(errors, request.secret_values())
                 return {"call_ids": call_ids, "errors": refused}
             return call_ids[0]
         self._waiting_on = call_ids

@@ -2,23 +2,50 @@
 
 Vapi bodies nest secrets in many places (``phoneNumber.twilioAuthToken``, ``server.headers``,
 ``assistant.credentials[].apiKey``, legacy ``serverUrlSecret`` ...) and the schema grows them often,
-so they are recognised by the name of their key rather than by path. :func:`find_secret_values` and
+so they are recognised by the name of their key rather than by path: every secret-bearing key of
+Vapi's OpenAPI spec (:data:`SPEC_SECRET_KEYS`), plus suffix rules for the keys the spec does not
+list (``X-Vapi-Secret``, ``Authorization``, ``myServiceToken`` in free-form headers or metadata).
+
+A string that is itself a JSON object or array (a rendered ``.json`` template, ``"headers":
+"{\\"Authorization\\": ...}"``) is parsed and walked too. :func:`find_secret_values` and
 :func:`redact_secrets` share one walker, so whatever the masker is told about is exactly what a
-redacted copy hides: the two cannot disagree.
+redacted copy hides: the two cannot disagree. Neither raises, whatever the input.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import json
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-__all__ = ["REDACTED", "find_secret_values", "redact_secrets"]
+__all__ = ["REDACTED", "SPEC_SECRET_KEYS", "find_secret_values", "is_secret_key", "redact_secrets"]
 
-#: What :func:`redact_secrets` puts in place of a secret.
+#: What :func:`redact_secrets` puts in place of a secret (and of what it cannot walk: a cycle,
+#: nesting deeper than :data:`MAX_DEPTH`).
 REDACTED: Final = "***"
+#: Containers deeper than this are not walked (found: nothing; redacted: ``***``).
+MAX_DEPTH: Final = 100
+#: JSON strings longer than this are not parsed; nor are JSON strings inside JSON strings inside
+#: JSON strings (more than ``_MAX_JSON_LEVELS`` deep).
+_MAX_JSON_CHARS: Final = 256 * 1024
+_MAX_JSON_LEVELS: Final = 3
 
+#: Every secret-bearing property of Vapi's OpenAPI spec (``components.schemas``), lower-cased.
+#: Derived by the rule in ``tests/test_secret_keys_spec.py`` (a ``*Key`` / ``*Secret`` /
+#: ``*Token`` / ``*Password`` name, or a description saying "not returned in the API" or naming a
+#: secret, minus the identifiers listed there); that test fails naming any key the spec adds.
+SPEC_SECRET_KEYS: Final = frozenset(
+    {
+        "accesstoken", "apikey", "apisecret", "authpassword", "authtoken", "awssecretaccesskey",
+        "calltoken", "clientsecret", "gcpkey", "hmacaccesskey", "hmacsecret", "jwtsecret",
+        "ocpapimsubscriptionkey", "openaikey", "password", "privatekey", "refreshtoken",
+        "secretaccesskey", "secretkey", "sessiontoken", "token", "twilioapikey", "twilioapisecret",
+        "twilioauthtoken", "vonageapplicationprivatekey", "webhookurl",
+    }
+)  # fmt: skip
 _SECRET_SUFFIXES: Final = (
     "secret", "password", "passwd", "token", "apikey", "privatekey", "secretkey", "accesskey",
     "authorization", "credential", "cookie", "signingkey", "bearer",
@@ -28,47 +55,104 @@ _HARMLESS_SUFFIXES: Final = ("id", "ids", "url", "count", "tokens")
 #: Header schemes whose credential is also masked on its own (``Authorization: Bearer x`` -> ``x``).
 _AUTH_SCHEMES: Final = frozenset({"bearer", "basic", "token"})
 _NOT_ALNUM: Final = re.compile(r"[^a-z0-9]")
+_SCALARS: Final = (str, int, float, bool, type(None), bytes)
 
 
-def _is_secret_key(key: object, *, in_credentials: bool) -> bool:
-    """``X-Vapi-Secret``, ``twilioAuthToken``, ``apiKey`` ...; inside ``credentials`` every ``*Key``."""
-    normalised = _NOT_ALNUM.sub("", str(key).lower())
+def _normalised(key: object) -> str:
+    return _NOT_ALNUM.sub("", str(key).lower())
+
+
+def is_secret_key(key: object, *, in_credentials: bool = False) -> bool:
+    """Whether the value under ``key`` is a secret: ``twilioAuthToken``, ``X-Vapi-Secret``, ``apiKey`` ...
+
+    A key of the spec's list first; then references and counters (``secretId``, ``promptTokens``,
+    ``tokenUrl``) are not; then the suffix rules; inside ``credentials`` every ``*Key`` is.
+    """
+    normalised = _normalised(key)
+    if normalised in SPEC_SECRET_KEYS:
+        return True
     if normalised.endswith(_HARMLESS_SUFFIXES):
         return False
     if "secret" in normalised or "password" in normalised or normalised.endswith(_SECRET_SUFFIXES):
         return True
-    return in_credentials and normalised.endswith("key")  # gcpKey, serviceAccountKey, ...
+    return in_credentials and normalised.endswith("key")  # serviceAccountKey, keys the spec adds
 
 
 def _opens_credentials(key: object) -> bool:
-    return _NOT_ALNUM.sub("", str(key).lower()) == "credentials"
+    return _normalised(key) == "credentials"
 
 
-def _map_strings(node: Any, replace: Callable[[str], str]) -> Any:
-    """A copy of ``node`` (a secret's value) with every non-empty string passed through ``replace``."""
-    if isinstance(node, str):
-        return replace(node) if node else node
-    if isinstance(node, Mapping):
-        return {key: _map_strings(value, replace) for key, value in node.items()}
-    if isinstance(node, list):
-        return [_map_strings(value, replace) for value in node]
-    return copy.deepcopy(node)
+def _leaf_copy(node: Any) -> Any:
+    """A copy of a value the walker does not look into (an odd object is kept as it is)."""
+    if isinstance(node, _SCALARS):
+        return node
+    try:
+        return copy.deepcopy(node)
+    except Exception:
+        return node
 
 
-def _map_secrets(node: Any, replace: Callable[[str], str], *, in_credentials: bool = False) -> Any:
-    """A deep copy of ``node`` with every secret string passed through ``replace``: the one walker."""
-    if isinstance(node, Mapping):
+class _Walker:
+    """The one walker: a deep copy of a body with every secret string passed through ``replace``."""
+
+    def __init__(self, replace: Callable[[str], str]) -> None:
+        self.replace = replace
+        self.hits = 0
+        self.active: set[int] = set()  # ids of the containers on the current path (cycles)
+
+    def walk(
+        self, node: Any, *, depth: int = 0, secret: bool = False, creds: bool = False, level: int = 0
+    ) -> Any:
+        """Copy ``node``; under a secret key (``secret``) every string is a secret."""
+        if isinstance(node, str):
+            return self.secret_string(node) if secret else self.maybe_json(node, depth, creds, level)
+        if isinstance(node, bytes) and secret:
+            return self.secret_string(node.decode("utf-8", "replace"))
+        if not isinstance(node, Mapping | list | tuple):
+            return _leaf_copy(node)
+        if depth >= MAX_DEPTH or id(node) in self.active:
+            return REDACTED  # too deep to walk, or a cycle: hide it rather than guess
+        self.active.add(id(node))
+        try:
+            if isinstance(node, Mapping):
+                return self.mapping(node, depth, secret, creds, level)
+            items = [self.walk(v, depth=depth + 1, secret=secret, creds=creds, level=level) for v in node]
+            return items if isinstance(node, list) else tuple(items)
+        finally:
+            self.active.discard(id(node))
+
+    def mapping(self, node: Mapping[Any, Any], depth: int, secret: bool, creds: bool, level: int) -> Any:
         out: dict[Any, Any] = {}
         for key, value in node.items():
-            if _is_secret_key(key, in_credentials=in_credentials):
-                out[key] = _map_strings(value, replace)
-            else:
-                inside = in_credentials or _opens_credentials(key)
-                out[key] = _map_secrets(value, replace, in_credentials=inside)
+            is_secret = secret or is_secret_key(key, in_credentials=creds)
+            inside = creds or _opens_credentials(key)
+            out[key] = self.walk(value, depth=depth + 1, secret=is_secret, creds=inside, level=level)
         return out
-    if isinstance(node, list):
-        return [_map_secrets(value, replace, in_credentials=in_credentials) for value in node]
-    return copy.deepcopy(node)
+
+    def secret_string(self, value: str) -> str:
+        if not value:
+            return value
+        self.hits += 1
+        return self.replace(value)
+
+    def maybe_json(self, text: str, depth: int, creds: bool, level: int) -> str:
+        """A string holding a JSON object or array, with the secrets inside it replaced."""
+        if level >= _MAX_JSON_LEVELS or len(text) > _MAX_JSON_CHARS or text.lstrip()[:1] not in ("{", "["):
+            return text
+        try:
+            parsed = json.loads(text)
+        except (ValueError, RecursionError):
+            return text
+        if not isinstance(parsed, dict | list):
+            return text
+        before = self.hits
+        mapped = self.walk(parsed, depth=depth + 1, creds=creds, level=level + 1)
+        if self.hits == before:
+            return text  # nothing secret inside: keep the text exactly as written
+        try:
+            return json.dumps(mapped, ensure_ascii=False)
+        except (TypeError, ValueError):
+            return REDACTED
 
 
 def find_secret_values(node: Any) -> list[str]:
@@ -76,7 +160,9 @@ def find_secret_values(node: Any) -> list[str]:
 
     Header values such as ``Authorization: Bearer x`` yield both the whole value and ``x``. Inside
     ``credentials`` entries every ``*Key`` is a secret too (``gcpKey``, ``serviceAccountKey``).
-    Only strings are reported (a number or a boolean under such a key is a setting, not a secret).
+    Strings holding JSON (``"{\\"twilioAuthToken\\": \\"t\\"}"``) are searched too. Only strings
+    are reported (a number or a boolean under such a key is a setting, not a secret). Never
+    raises: on input it cannot walk it returns what it found so far.
     """
     found: list[str] = []
 
@@ -87,7 +173,9 @@ def find_secret_values(node: Any) -> list[str]:
             found.append(rest)
         return value
 
-    _map_secrets(node, collect)
+    # A hostile Mapping or key: what was found so far is still worth masking.
+    with contextlib.suppress(Exception):
+        _Walker(collect).walk(node)
     return list(dict.fromkeys(found))
 
 
@@ -95,5 +183,11 @@ def redact_secrets(node: Any) -> Any:
     """A deep copy of ``node`` with every string :func:`find_secret_values` reports replaced by ``***``.
 
     Keys, structure and every other value are kept, so a redacted call still reads like the call.
+    A JSON string with secrets inside comes back re-serialised with them replaced; a cycle or
+    nesting deeper than :data:`MAX_DEPTH` becomes ``***``. Never raises: input it cannot walk at
+    all becomes ``***``.
     """
-    return _map_secrets(node, lambda _: REDACTED)
+    try:
+        return _Walker(lambda _: REDACTED).walk(node)
+    except Exception:
+        return REDACTED

@@ -199,10 +199,21 @@ class CallWaitMixin:
         for call_id in call_ids:
             call = self.hook.get_call(call_id)
             if not is_settled(call, self.analysis_grace_period):
-                self.log.info("Vapi call %s is %s; waiting.", call.id, call.status)
+                self._note_status(call)
                 return None
             calls.append(call)
         return calls
+
+    def _note_status(self, call: Call) -> None:
+        """Log a call's status when it changes, not at every poll: a ten-minute call polled every
+        10 s is one line per state, not sixty (and the fewer log writes, the fewer chances for
+        Airflow's ``execution_timeout`` alarm, which logs from its signal handler, to land inside
+        one and deadlock on the log writer's lock)."""
+        seen: dict[str, str] = self.__dict__.setdefault("_statuses_logged", {})
+        state = f"{call.status}/{'ended' if call.is_ended else 'live'}"
+        if seen.get(call.id) != state:
+            seen[call.id] = state
+            self.log.info("Vapi call %s is %s; waiting.", call.id, call.status)
 
     def _finish(self, calls: list[Call], single: bool) -> Any:
         """Apply the outcome policy and build the XCom: the call(s) as Vapi sends them + outcome."""

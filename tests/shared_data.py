@@ -44,6 +44,21 @@ def seed_payload() -> dict[str, Any]:
     return body
 
 
+def strings_where_the_spec_wants_them(node: Any) -> None:
+    """The seed page's ``{}`` placeholders where the spec wants strings (a condition's ``value``, a
+    JSON schema's ``required`` names) are refused by Vapi (and the emulator): make them strings."""
+    if isinstance(node, list):
+        for item in node:
+            strings_where_the_spec_wants_them(item)
+    elif isinstance(node, dict):
+        for condition in node.get("conditions", []):
+            condition["value"] = "<string>"
+        if isinstance(node.get("structuredDataSchema"), dict):
+            node["structuredDataSchema"]["required"] = ["<string>"]
+        for value in node.values():
+            strings_where_the_spec_wants_them(value)
+
+
 def ended_reasons() -> list[str]:
     """Every ``endedReason`` value the spec lists for a Call."""
     spec = openapi_spec()

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_vapi.emulator.redaction import fingerprint, redact
 from airflow_provider_vapi.exceptions import (
     VapiAuthError,
     VapiBadRequestError,
@@ -22,7 +23,7 @@ from airflow_provider_vapi.idempotency import IDEMPOTENCY_METADATA_KEY, key_of
 from airflow_provider_vapi.models import Call, CallBatchResponse, CreateCallRequest
 from airflow_provider_vapi.retries import RetryPolicy
 from tests.conftest import vapi_conn_json
-from tests.shared_data import seed_payload
+from tests.shared_data import seed_payload, strings_where_the_spec_wants_them
 
 FAST = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05, max_total=10)
 
@@ -262,6 +263,7 @@ def _seed_with_one_alternative_each(emu: Any) -> dict[str, Any]:
     for dropped in ("assistantId", "squadId", "squad", "customerId", "phoneNumberId"):
         seed.pop(dropped)
     seed["customer"] = {"number": "+14155550177", "name": "Seed Person", "extension": "12"}
+    strings_where_the_spec_wants_them(seed)
     seed["phoneNumber"].update(
         {
             "twilioPhoneNumber": "+14155550100",
@@ -277,9 +279,15 @@ def test_seed_payload_reaches_the_emulator_with_nothing_lost(hook: VapiHook, vap
     expected = CreateCallRequest.from_payload(seed).model_dump(by_alias=True, exclude_unset=True, mode="json")
     call = hook.create_call(seed, idempotency_key="seed")
     assert isinstance(call, Call)
-    sent = vapi_emulator.requests(method="POST", path="/call")[-1]["body"]
+    entry = vapi_emulator.requests(method="POST", path="/call")[-1]
+    sent = entry["body"]
     expected["assistantOverrides"]["metadata"][IDEMPOTENCY_METADATA_KEY] = "seed"
-    assert sent == expected
+    # The emulator's log keeps no secret: compare with the secrets redacted, and prove that each
+    # secret arrived intact by its fingerprint (the Twilio token is one of them).
+    redacted, secrets = redact(expected)
+    assert sent == redacted
+    assert entry["fingerprints"] == secrets
+    assert entry["fingerprints"]["phoneNumber.twilioAuthToken"] == fingerprint("tw-secret-TOKEN-42")
     # What the seed put in metadata travels in assistantOverrides.metadata now.
     assert "metadata" not in sent
     assert sent["assistant"]["voicemailDetection"] == seed["assistant"]["voicemailDetection"]

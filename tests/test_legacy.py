@@ -17,7 +17,7 @@ from airflow_provider_vapi.legacy import (
     upgrade_call_body,
 )
 from airflow_provider_vapi.models import CreateCallRequest
-from tests.shared_data import openapi_spec, seed_payload
+from tests.shared_data import openapi_spec, seed_payload, strings_where_the_spec_wants_them
 
 LOGGER = "airflow_provider_vapi.models"
 
@@ -51,7 +51,9 @@ def unique_strings(node: Any, counter: list[int] | None = None) -> Any:
 
 
 def seed_with_one_alternative(source: str = "assistant") -> dict[str, Any]:
-    body = unique_strings(seed_payload())
+    seed = seed_payload()
+    strings_where_the_spec_wants_them(seed)
+    body = unique_strings(seed)
     for key in ("assistantId", "assistant", "squadId", "squad", "customerId", "phoneNumberId"):
         if key != source:
             body.pop(key)

@@ -97,11 +97,19 @@ def test_python_names_are_snake_case_and_the_wire_is_camel_case() -> None:
 
 
 def test_none_is_not_sent_and_inline_objects_pass_through() -> None:
-    assistant = {"model": {"provider": "openai", "model": "gpt-4o"}, "futureSetting": {"x": [1, None]}}
-    request = CreateCallRequest.from_payload(
-        {"assistant": assistant, "assistantId": None, "phoneNumberId": "p", "customer": {"number": NUMBER}}
-    )
+    assistant = {"model": {"provider": "openai", "model": "gpt-4o"}, "firstMessage": "Hi {{name}}"}
+    body = {"assistant": assistant, "assistantId": None, "phoneNumberId": "p", "customer": {"number": NUMBER}}
+    request = CreateCallRequest.from_payload(body)
     assert request.to_wire() == {"assistant": assistant, "phoneNumberId": "p", "customer": {"number": NUMBER}}
+
+
+def test_a_setting_newer_than_the_spec_is_refused_unless_the_nested_check_is_off() -> None:
+    assistant = {"model": {"provider": "openai", "model": "gpt-4o"}, "futureSetting": {"x": [1, None]}}
+    body = {"assistant": assistant, "phoneNumberId": "p", "customer": {"number": NUMBER}}
+    with pytest.raises(ValidationError, match="futureSetting"):
+        CreateCallRequest.from_payload(body)
+    request = CreateCallRequest.from_payload(body, check_nested=False)
+    assert request.to_wire()["assistant"] == assistant
 
 
 # -- validation ----------------------------------------------------------------------------------

@@ -186,3 +186,28 @@ def test_call_xcom_carries_no_secret_vapi_echoes_back() -> None:
     assert call.to_xcom() == {**expected, "outcome": "completed"}, "ids, urls, counters and data kept"
     assert call.structured_data == {"booked": True, "slot": "10:00"}
     assert call.phone_number == raw["phoneNumber"], "only the XCom is redacted, not the model"
+
+
+def test_a_batchs_refusals_reach_xcom_without_secrets() -> None:
+    """Vapi answers a batch with each refused customer as sent and its reason; XCom is stored as it
+    is (the masker does not touch it), so the operator redacts both before returning them."""
+    from airflow_provider_vapi.models import CallBatchError
+    from airflow_provider_vapi.operators import _refused_for_xcom
+
+    token = "hook-token-77c1"
+    refused = CallBatchError.model_validate(
+        {
+            "customer": {
+                "number": NUMBER,
+                "assistantOverrides": {"server": {"headers": {"Authorization": f"Bearer {token}"}}},
+            },
+            "error": f"Server header Bearer {token} was rejected",
+        }
+    )
+    request = CreateCallRequest.from_payload(
+        minimal(customer=None, customers=[refused.customer, {"number": "+14155550124"}])
+    )
+    (entry,) = _refused_for_xcom([refused], request.secret_values())
+    assert token not in json.dumps(entry)
+    assert entry["customer"]["number"] == NUMBER, "the rest is kept"
+    assert entry["error"] == f"Server header {REDACTED} was rejected"

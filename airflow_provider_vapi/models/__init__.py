@@ -1,6 +1,7 @@
 """Pydantic v2 models of Vapi's wire format: the one place that knows it.
 
-* :mod:`.requests`: what we send (``CreateCallRequest`` and the objects inside it); strict.
+* :mod:`.requests`: what we send (``CreateCallRequest``; the objects inside it in :mod:`.parts`,
+  the JSON check first in :mod:`.shape`); strict.
 * :mod:`.calls`: what Vapi answers (``Call``, ``CallBatchResponse``); lenient.
 
 Python code uses snake_case attributes; the wire uses camelCase. Ended reasons are classified by
@@ -19,14 +20,14 @@ from airflow_provider_vapi.models.calls import (
     CallStatus,
     SubscriptionLimits,
 )
-from airflow_provider_vapi.models.requests import (
+from airflow_provider_vapi.models.parts import (
     AssistantOverrides,
-    CreateCallRequest,
     Customer,
     SchedulePlan,
     TwilioPhoneNumber,
     WorkflowOverrides,
 )
+from airflow_provider_vapi.models.requests import CreateCallRequest
 from airflow_provider_vapi.outcomes import CallOutcome, classify_ended_reason
 from airflow_provider_vapi.secrets import find_secret_values, redact_secrets
 
