@@ -4,7 +4,8 @@
 ``triggerer`` as separate processes (so one of them can be killed and restarted alone) in a
 throw-away ``AIRFLOW_HOME``: LocalExecutor, the simple auth manager with a known admin password,
 SQLite (or the database URL in ``VAPI_SYSTEM_DB_URL``), ``[core] test_connection = Enabled``, the
-example DAGs as the DAG bundle, and ``vapi_default`` pointing at the emulator.
+example DAGs and the test-only DAGs of ``tests/system/dags`` as two DAG bundles, and
+``vapi_default`` pointing at the emulator.
 
 ``Emulator`` runs ``python -m airflow_provider_vapi.emulator`` on a fixed port with ``--state`` so
 that it can be killed and restarted on the same URL with the same calls.
@@ -35,6 +36,8 @@ from .procs import ManagedProcess, stop_all, wait_until
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 EXAMPLE_DAGS = REPO / "example_dags"
+#: Test-only DAGs (fixtures of system tests), a DAG bundle of their own beside the examples.
+SYSTEM_DAGS = Path(__file__).resolve().parent / "dags"
 ADMIN_USER = "admin"
 TERMINAL_RUN_STATES = {"success", "failed"}
 
@@ -120,8 +123,9 @@ class AirflowApi:
         return self._token
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        extra_headers = kwargs.pop("headers", None) or {}
         for _ in range(2):
-            headers = {"Authorization": f"Bearer {self.token()}"}
+            headers = {**extra_headers, "Authorization": f"Bearer {self.token()}"}
             resp = self.client.request(method, f"/api/v2{path}", headers=headers, **kwargs)
             if resp.status_code != 401:
                 return resp
@@ -212,6 +216,43 @@ class AirflowApi:
                 return value
         return value
 
+    def task_instance(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> dict[str, Any]:
+        """One task instance, with its ``rendered_fields`` (what the Rendered tab shows)."""
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
+        result: dict[str, Any] = self.get(path + (f"/{map_index}" if map_index >= 0 else ""))
+        return result
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1) -> str:
+        """The whole log of one try, as the API serves it (JSON text of its structured lines)."""
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}"
+        params = {"full_content": True, "map_index": map_index}
+        resp = self.request("GET", path, params=params, headers={"Accept": "application/json"})
+        if resp.status_code >= 400:
+            raise AssertionError(f"GET {path} -> {resp.status_code}: {resp.text[:2000]}")
+        return resp.text
+
+    def xcom_entries(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        """Every XCom entry of a run (every task, key and map index), without values."""
+        page = self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/~/xcomEntries", limit=1000)
+        entries: list[dict[str, Any]] = page["xcom_entries"]
+        assert len(entries) == page["total_entries"], "more XCom entries than one page"
+        return entries
+
+    def xcom_raw(self, dag_id: str, run_id: str, entry: dict[str, Any], **params: Any) -> str:
+        """The response text of one XCom entry (``params``: ``deserialize``, ``stringify``)."""
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{entry['task_id']}/xcomEntries/{entry['key']}"
+        resp = self.request("GET", path, params={"map_index": entry["map_index"], **params})
+        if resp.status_code >= 400:
+            raise AssertionError(f"GET {path} -> {resp.status_code}: {resp.text[:2000]}")
+        return resp.text
+
+    def set_variable(self, key: str, value: str) -> None:
+        """Create or replace an Airflow Variable (as a user does in Admin > Variables)."""
+        if self.request("GET", f"/variables/{key}").status_code == 200:
+            self.call("PATCH", f"/variables/{key}", json={"key": key, "value": value})
+        else:
+            self.call("POST", "/variables", json={"key": key, "value": value})
+
     def set_task_state(self, dag_id: str, run_id: str, task_id: str, map_index: int, new_state: str) -> Any:
         path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
         if map_index >= 0:
@@ -229,7 +270,7 @@ class AirflowDeployment:
     home: Path
     emulator: Emulator
     db_url: str | None = None
-    dag_folders: Iterable[Path] = (EXAMPLE_DAGS,)
+    dag_folders: Iterable[Path] = (EXAMPLE_DAGS, SYSTEM_DAGS)
     extra_env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
