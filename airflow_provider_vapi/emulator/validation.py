@@ -7,7 +7,7 @@ Two phases, as on the real server:
   (:mod:`.schema_check`); nested objects prefix their path (``assistant.property recordingEnabled
   should not exist``, ``customers.0.name must be ...``), which is how NestJS's ``ValidationPipe``
   flattens nested class-validator errors. The few lengths, ranges and dates are checked here.
-* Service checks (in :mod:`.engine`): the first failure is a 400 with a string ``message``.
+* Service checks (in :mod:`.directory` and :mod:`.creation`): the first failure is a 400 with a string ``message``.
 """
 
 from __future__ import annotations

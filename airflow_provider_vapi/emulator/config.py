@@ -1,0 +1,72 @@
+"""The emulator's run-time settings (:class:`EngineConfig`) and how the admin API changes them."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .constants import (
+    CONCURRENCY_MODES,
+    DEFAULT_ANALYSIS_DELAY_S,
+    DEFAULT_API_KEY,
+    DEFAULT_CONCURRENCY_LIMIT,
+    DEFAULT_REQUEST_LOG_BYTES,
+    DEFAULT_REQUEST_LOG_SIZE,
+)
+
+# camelCase admin key -> (attribute, type); the settings that can change at run time.
+_SETTABLE: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "speed": ("speed", float),
+    "concurrencyLimit": ("concurrency_limit", int),
+    "concurrencyMode": ("concurrency_mode", str),
+    "analysisDelaySeconds": ("analysis_delay_s", float),
+}
+
+
+@dataclass
+class EngineConfig:
+    """Settings that can change at run time through the admin API."""
+
+    api_key: str = DEFAULT_API_KEY
+    speed: float = 1.0
+    concurrency_limit: int = DEFAULT_CONCURRENCY_LIMIT
+    concurrency_mode: str = "queue"
+    analysis_delay_s: float = DEFAULT_ANALYSIS_DELAY_S
+    request_log_size: int = DEFAULT_REQUEST_LOG_SIZE
+    request_log_bytes: int = DEFAULT_REQUEST_LOG_BYTES
+
+    def check(self) -> None:
+        """Raise ValueError on a setting the engine cannot run with."""
+        if not self.speed > 0:
+            raise ValueError("speed must be > 0")
+        if self.concurrency_limit < 0:
+            raise ValueError("concurrency limit must be >= 0")
+        if self.concurrency_mode not in CONCURRENCY_MODES:
+            raise ValueError(f"concurrency mode must be one of {CONCURRENCY_MODES}")
+        if self.analysis_delay_s < 0:
+            raise ValueError("analysis delay must be >= 0")
+
+    def to_wire(self) -> dict[str, Any]:
+        """The admin API's view (camelCase, without the key)."""
+        return {
+            "speed": self.speed,
+            "concurrencyLimit": self.concurrency_limit,
+            "concurrencyMode": self.concurrency_mode,
+            "analysisDelaySeconds": self.analysis_delay_s,
+            "requestLogSize": self.request_log_size,
+            "requestLogBytes": self.request_log_bytes,
+        }
+
+    def changed(self, changes: dict[str, Any]) -> EngineConfig:
+        """A checked copy with ``changes`` (camelCase keys of :meth:`to_wire`) applied; ValueError
+        on an unknown key or a value the engine cannot run with (``self`` is left as it was)."""
+        new = copy.deepcopy(self)
+        for key, value in changes.items():
+            if key not in _SETTABLE:
+                raise ValueError(f"unknown setting {key!r} (known: {sorted(_SETTABLE)})")
+            attr, kind = _SETTABLE[key]
+            setattr(new, attr, kind(value))
+        new.check()
+        return new

@@ -1,0 +1,121 @@
+"""A call's record and its wire form: the :class:`CallRecord`, Vapi's timestamp format and the
+cache of serialized ``Call`` objects that polling reads."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
+from typing import Any
+
+from . import content
+from .constants import ORG_ID
+
+
+def iso(ms: int) -> str:
+    """Vapi's timestamp format: ``2025-01-01T00:00:00.000Z``."""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+@dataclass
+class CallRecord:
+    """One call: what was asked, its fixed timeline lengths, and where it is now."""
+
+    id: str
+    seq: int
+    created_ms: int
+    updated_ms: int
+    status: str
+    echo: dict[str, Any]
+    customer: dict[str, Any]
+    seed: str
+    assistant: dict[str, Any]
+    variables: dict[str, Any]
+    queue_ms: int
+    ring_ms: int
+    talk_ms: int
+    analysis_ms: int
+    control_url: str
+    listen_url: str
+    waiting_since_ms: int | None = None
+    admitted: bool = False
+    started_ms: int | None = None
+    answered_ms: int | None = None
+    ended_ms: int | None = None
+    ended_reason: str | None = None
+    ended_message: str | None = None
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    costs: list[dict[str, Any]] = field(default_factory=list)
+    cost_breakdown: dict[str, Any] | None = None
+    analysis: dict[str, Any] | None = None
+    pending_ms: int | None = None
+    pending_kind: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        """The ``Call`` object as Vapi answers it."""
+        call: dict[str, Any] = {
+            "id": self.id,
+            "orgId": ORG_ID,
+            "type": "outboundPhoneCall",
+            "createdAt": iso(self.created_ms),
+            "updatedAt": iso(self.updated_ms),
+            "status": self.status,
+            "phoneCallTransport": "pstn",
+        }
+        call.update(self.echo)
+        call["monitor"] = {"listenUrl": self.listen_url, "controlUrl": self.control_url}
+        if self.started_ms is not None:
+            call["startedAt"] = iso(self.started_ms)
+        if self.ended_ms is not None:
+            call["endedAt"] = iso(self.ended_ms)
+            call["endedReason"] = self.ended_reason
+            if self.ended_message:
+                call["endedMessage"] = self.ended_message
+            call["messages"] = self.messages
+            call["artifact"] = {
+                "messages": self.messages,
+                "transcript": content.transcript(self.messages),
+                "variableValues": self.variables,
+            }
+            call["costs"] = self.costs
+            if self.cost_breakdown is not None:
+                call["costBreakdown"] = self.cost_breakdown
+                call["cost"] = self.cost_breakdown["total"]
+            else:
+                call["cost"] = 0
+        if self.analysis is not None:
+            call["analysis"] = self.analysis
+        return call
+
+    def to_row(self) -> dict[str, Any]:
+        """Everything needed to restore the record (persistence)."""
+        return asdict(self)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> CallRecord:
+        """The record a :meth:`to_row` dict describes (unknown keys ignored)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in row.items() if k in known})
+
+
+class WireCache:
+    """Serialized ``Call`` objects, kept until their call changes (the hot path of polling)."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, bytes] = {}
+
+    def get(self, rec: CallRecord) -> bytes:
+        """``rec`` as compact JSON, from the cache when it has not changed since."""
+        data = self._data.get(rec.id)
+        if data is None:
+            data = json.dumps(rec.to_wire(), separators=(",", ":")).encode()
+            self._data[rec.id] = data
+        return data
+
+    def forget(self, call_id: str) -> None:
+        """Drop the cached form of ``call_id`` (it changed or went away)."""
+        self._data.pop(call_id, None)
+
+    def clear(self) -> None:
+        """Drop everything."""
+        self._data.clear()
