@@ -222,11 +222,17 @@ class AirflowApi:
         result: dict[str, Any] = self.get(path + (f"/{map_index}" if map_index >= 0 else ""))
         return result
 
-    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1) -> str:
-        """The whole log of one try, as the API serves it (JSON text of its structured lines)."""
+    def task_log(
+        self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1
+    ) -> str | None:
+        """The whole log of one try, as the API serves it (JSON text of its structured lines), or
+        ``None`` when the API answers 404 "TaskInstance not found" for that try (seen once under
+        load for a deferrable sensor of a finished run; the log file on disk is still there)."""
         path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}"
         params = {"full_content": True, "map_index": map_index}
         resp = self.request("GET", path, params=params, headers={"Accept": "application/json"})
+        if resp.status_code == 404:
+            return None
         if resp.status_code >= 400:
             raise AssertionError(f"GET {path} -> {resp.status_code}: {resp.text[:2000]}")
         return resp.text

@@ -82,7 +82,7 @@ def _secrets(api_key: str) -> tuple[dict[str, Secret], list[Secret]]:
 # -- what is stored after the run --------------------------------------------------------------
 
 
-def _task_instance_places(api: AirflowApi, run_id: str) -> Iterator[tuple[str, str]]:
+def _task_instance_places(api: AirflowApi, run_id: str, deployment_logs: Path) -> Iterator[tuple[str, str]]:
     """Each task instance as the API shows it (``rendered_fields`` included) and each try's log."""
     for ti in api.task_instances(DAG_ID, run_id):
         name = f"{ti['task_id']}[{ti['map_index']}]"
@@ -91,6 +91,10 @@ def _task_instance_places(api: AirflowApi, run_id: str) -> Iterator[tuple[str, s
         yield f"task instance {name} (rendered_fields: the Rendered tab)", json.dumps(full)
         for attempt in range(1, int(ti["try_number"]) + 1):
             log = api.task_log(DAG_ID, run_id, ti["task_id"], attempt, ti["map_index"])
+            if log is None:  # the API lost the try; its file is searched with the others below
+                on_disk = list((deployment_logs / f"dag_id={DAG_ID}").rglob(f"task_id={ti['task_id']}/*"))
+                assert on_disk, f"no log of {name} try {attempt}, neither through the API nor on disk"
+                continue
             yield f"log of {name} try {attempt} (REST API)", log
 
 
@@ -113,7 +117,7 @@ def _files(*paths: Path) -> Iterator[tuple[str, str]]:
 def _stored(
     api: AirflowApi, deployment: AirflowDeployment, emulator: Emulator, run_id: str
 ) -> list[tuple[str, str]]:
-    places = [*_task_instance_places(api, run_id), *_xcom_places(api, run_id)]
+    places = [*_task_instance_places(api, run_id, deployment.home / "logs"), *_xcom_places(api, run_id)]
     places.append(("the emulator's request log", json.dumps(emulator.handle.request_log())))
     # The logs as stored: task, trigger and DAG-processor logs, and every component's output.
     places.extend(_files(deployment.home / "logs", deployment.logs))
