@@ -37,7 +37,7 @@ OUTPUT = REPO / "airflow_provider_vapi" / "models" / "spec_shapes.py"
 #: The fields of ``CreateCallDTO`` whose inline objects are checked.
 ROOT_FIELDS = (
     "assistant", "assistantOverrides", "customer", "customers", "squad", "squadOverrides",
-    "schedulePlan", "workflowOverrides",
+    "schedulePlan", "workflowOverrides", "phoneNumber",
 )  # fmt: skip
 #: Schemas not checked (typed ``any``), with the reason.
 LOOSE = {

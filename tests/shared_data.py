@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterator, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -64,3 +65,16 @@ def ended_reasons() -> list[str]:
     spec = openapi_spec()
     enum: list[str] = spec["components"]["schemas"]["Call"]["properties"]["endedReason"]["enum"]
     return enum
+
+
+class Exploding(Mapping[str, Any]):
+    """A mapping that raises on every read: hostile input the walkers must survive."""
+
+    def __getitem__(self, key: str) -> Any:
+        raise RuntimeError("boom")
+
+    def __iter__(self) -> Iterator[str]:
+        raise RuntimeError("boom")
+
+    def __len__(self) -> int:
+        return 1

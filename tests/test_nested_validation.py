@@ -19,7 +19,7 @@ from airflow_provider_vapi.legacy import upgrade_call_body
 from airflow_provider_vapi.models import CreateCallRequest
 from airflow_provider_vapi.models.nested import MAX_DEPTH, nested_problems
 from airflow_provider_vapi.models.spec_shapes import CALL_FIELDS, ROOTS, SCHEMAS, UNIONS
-from tests.shared_data import REPO_ROOT, openapi_spec, seed_payload
+from tests.shared_data import REPO_ROOT, Exploding, openapi_spec, seed_payload
 
 NUMBER = "+14155550123"
 OPENAI = {"provider": "openai", "model": "gpt-4o"}
@@ -392,24 +392,13 @@ def test_very_deep_nesting_is_reported_once() -> None:
     assert f"nested deeper than {MAX_DEPTH} levels" in problems[0][1]
 
 
-class _Exploding(Mapping[str, Any]):
-    def __getitem__(self, key: str) -> Any:
-        raise RuntimeError("boom")
-
-    def __iter__(self) -> Iterator[str]:
-        raise RuntimeError("boom")
-
-    def __len__(self) -> int:
-        return 1
-
-
 def test_odd_keys_and_broken_objects_do_not_raise() -> None:
     loc, message = only({"assistant": {3: "x", "model": OPENAI}})
     assert loc == ("assistant", "3") and "not a string (int)" in message
     _, message = only({"assistant": {"first\x00Message\udc80": 1}})
     assert "\\x00" in message and "\\udc80" in message, "unprintable characters are escaped"
-    assert "could not be checked completely" in only({"assistant": {"model": _Exploding()}})[1]
-    assert "could not be checked completely" in only(_Exploding())[1]
+    assert "could not be checked completely" in only({"assistant": {"model": Exploding()}})[1]
+    assert "could not be checked completely" in only(Exploding())[1]
     assert nested_problems([1, 2]) == []  # type: ignore[arg-type]
     assert nested_problems({"assistant": b"bytes", "customer": None}) == []
 

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_vapi.secrets import REDACTED, SPEC_SECRET_KEYS, find_secret_values, redact_secrets
-from tests.shared_data import openapi_spec
+from tests.shared_data import Exploding, openapi_spec
 
 #: Properties the rule matches that hold no secret.
 EXCLUDED: dict[str, str] = {
@@ -284,17 +284,6 @@ def test_very_deep_nesting_does_not_raise() -> None:
     assert "bottom" not in json.dumps(redacted), "what is too deep to walk is hidden"
 
 
-class _Exploding(Mapping[str, Any]):
-    def __getitem__(self, key: str) -> Any:
-        raise RuntimeError("boom")
-
-    def __iter__(self) -> Iterator[str]:
-        raise RuntimeError("boom")
-
-    def __len__(self) -> int:
-        return 1
-
-
 class _BadKey:
     def __str__(self) -> str:
         raise RuntimeError("no str")
@@ -311,7 +300,7 @@ def test_odd_keys_bytes_and_broken_objects_do_not_raise() -> None:
         "apiKey": REDACTED,
         "data": b"\xff\xfe",
     }
-    assert find_secret_values({"token": "t2", "broken": _Exploding()}) == ["t2"]
-    assert redact_secrets(_Exploding()) == REDACTED
+    assert find_secret_values({"token": "t2", "broken": Exploding()}) == ["t2"]
+    assert redact_secrets(Exploding()) == REDACTED
     assert find_secret_values({"token": "t3", _BadKey(): "v"}) == ["t3"]
     assert find_secret_values(object()) == [] and find_secret_values("plain") == []

@@ -51,26 +51,10 @@ def _invalid(title: str, errors: list[InitErrorDetails]) -> ValidationError:
     return ValidationError.from_exception_data(title, errors, hide_input=True)
 
 
-#: Which model sits at the first key of a location, for "did you mean" on its unknown keys.
-_PART_AT: Final[dict[str, type[_RequestModel]]] = {
-    "customer": Customer,
-    "customers": Customer,
-    "phoneNumber": TwilioPhoneNumber,
-    "schedulePlan": SchedulePlan,
-}
-
-
 def _field_error(error: ErrorDetails, secrets: list[str]) -> InitErrorDetails:
-    """A pydantic error of a field, its input redacted; an unknown key gets "did you mean"."""
-    loc, message = tuple(error["loc"]), str(error["msg"])
-    part = _PART_AT.get(str(loc[0])) if loc else None
-    if error["type"] == "extra_forbidden" and part is not None:
-        known = sorted(set(part._wire_names().values()))
-        close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.7)
-        fix = f"did you mean {close[0]!r}?" if close else f"remove it (known: {', '.join(known)})"
-        message = f"property {loc[-1]!r} does not exist here (Vapi answers 400): {fix}"
-        return _error("unknown_property", loc, message, None)
-    return _error(str(error["type"]), loc, message, _redact(error.get("input"), secrets))
+    """A pydantic error of a field, its input redacted (unknown nested keys are :mod:`.nested`'s)."""
+    loc = tuple(error["loc"])
+    return _error(str(error["type"]), loc, str(error["msg"]), _redact(error.get("input"), secrets))
 
 
 def _redact(value: Any, secrets: list[str]) -> Any:
