@@ -25,7 +25,7 @@ from airflow_provider_vapi.links import dashboard_url
 from airflow_provider_vapi.models import Call, CallBatchResponse, CreateCallRequest
 from airflow_provider_vapi.paging import PAGE_MAX, Window, iso, parse_ts
 from airflow_provider_vapi.retries import RetryPolicy
-from airflow_provider_vapi.secrets import find_secret_values
+from airflow_provider_vapi.secrets import find_secret_values, maskable
 from airflow_provider_vapi.transport import (
     DEFAULT_BASE_URL,
     ConnectionSettings,
@@ -99,7 +99,8 @@ class VapiHook(BaseHook):
         settings = ConnectionSettings.from_connection(
             conn, self.vapi_conn_id, timeout=self._timeout_override, policy=self._policy_override
         )
-        mask_secret(settings.api_key)
+        for piece in maskable(settings.api_key):
+            mask_secret(piece)
         return settings
 
     @property

@@ -21,7 +21,14 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-__all__ = ["REDACTED", "SPEC_SECRET_KEYS", "find_secret_values", "is_secret_key", "redact_secrets"]
+__all__ = [
+    "REDACTED",
+    "SPEC_SECRET_KEYS",
+    "find_secret_values",
+    "is_secret_key",
+    "maskable",
+    "redact_secrets",
+]
 
 #: What :func:`redact_secrets` puts in place of a secret (and of what it cannot walk: a cycle,
 #: nesting deeper than :data:`MAX_DEPTH`).
@@ -155,22 +162,36 @@ class _Walker:
             return REDACTED
 
 
+_SURROGATES: Final = re.compile("[\ud800-\udfff]+")
+
+
+def maskable(value: str) -> list[str]:
+    """``value`` as Airflow's secret masker can take it: ``[value]``, or, for a string that is not
+    valid Unicode (a lone surrogate, which the masker's ``re2`` cannot encode and which no request
+    or UTF-8 log can carry whole), its valid pieces, so that whatever of it reaches a log is hidden.
+    """
+    if not _SURROGATES.search(value):
+        return [value]
+    return [piece for piece in _SURROGATES.split(value) if piece]
+
+
 def find_secret_values(node: Any) -> list[str]:
     """Secret strings in a wire body, found by key name (``secret``, ``*Token``, ``apiKey`` ...).
 
     Header values such as ``Authorization: Bearer x`` yield both the whole value and ``x``. Inside
     ``credentials`` entries every ``*Key`` is a secret too (``gcpKey``, ``serviceAccountKey``).
     Strings holding JSON (``"{\\"twilioAuthToken\\": \\"t\\"}"``) are searched too. Only strings
-    are reported (a number or a boolean under such a key is a setting, not a secret). Never
-    raises: on input it cannot walk it returns what it found so far.
+    are reported (a number or a boolean under such a key is a setting, not a secret), each in the
+    form :func:`maskable` gives. Never raises: on input it cannot walk it returns what it found so
+    far.
     """
     found: list[str] = []
 
     def collect(value: str) -> str:
-        found.append(value)
+        found.extend(maskable(value))
         scheme, _, rest = value.partition(" ")
         if rest and scheme.lower() in _AUTH_SCHEMES:
-            found.append(rest)
+            found.extend(maskable(rest))
         return value
 
     # A hostile Mapping or key: what was found so far is still worth masking.

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 # Before anything imports Airflow: a private home, no examples, SQLite in that home.
 _HOME = Path(tempfile.mkdtemp(prefix="vapi-airflow-home-"))
@@ -22,6 +23,12 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
 os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_HOME / 'airflow.db'}")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(_HOME / "dags"))
+
+# CI replays the same fuzz examples every run (a new finding must not fail an unrelated change);
+# a developer's run explores fresh ones. ``.ci/run`` sets VAPI_FUZZ_PROFILE=ci.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+hypothesis_settings.register_profile("explore", print_blob=True)
+hypothesis_settings.load_profile(os.environ.get("VAPI_FUZZ_PROFILE", "explore"))
 
 
 def vapi_conn_json(url: str, api_key: str, **extra: Any) -> str:

@@ -94,6 +94,9 @@ EXAMPLES = (
     {"assistant": _nested(600), "phoneNumberId": "p", "customer": {"number": NUMBER}},
     _cyclic(),
     {"assistantId": "a", "phoneNumberId": "p", "customer": {"number": NUMBER, "name": "Ann \ud800"}},
+    {"serverUrlSecret": "\ud800"},  # found by hypothesis: Airflow 2.11's re2 masker raised on it
+    {"assistantId": "a", "phoneNumberId": "p", "customer": {"number": NUMBER},
+     "assistant": {"server": {"url": "https://h", "headers": {"Authorization": "Bearer tok\udc00en-part"}}}},
     {"assistantId": "a", "phoneNumberId": "p", "customer": {"number": NUMBER},
      "assistantOverrides": {"variableValues": {"x": float("nan")}}},
     {"assistantId": "a", "phoneNumberId": "p", "customer": {"number": NUMBER},

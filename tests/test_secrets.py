@@ -9,7 +9,7 @@ from typing import Any
 
 from airflow_provider_vapi.idempotency import keyed_body
 from airflow_provider_vapi.models import Call, CreateCallRequest
-from airflow_provider_vapi.secrets import REDACTED, find_secret_values, redact_secrets
+from airflow_provider_vapi.secrets import REDACTED, find_secret_values, maskable, redact_secrets
 from tests.shared_data import seed_payload
 
 NUMBER = "+14155550123"
@@ -211,3 +211,18 @@ def test_a_batchs_refusals_reach_xcom_without_secrets() -> None:
     assert token not in json.dumps(entry)
     assert entry["customer"]["number"] == NUMBER, "the rest is kept"
     assert entry["error"] == f"Server header {REDACTED} was rejected"
+
+
+def test_a_secret_that_is_not_valid_unicode_is_reported_as_pieces_the_masker_takes() -> None:
+    """Airflow 2.11's masker (``re2``) raised ``UnicodeEncodeError`` on a lone surrogate, so a
+    fuzzed ``serverUrlSecret`` crashed ``create_call`` instead of ending in a clear refusal."""
+    from airflow.providers.common.compat.sdk import mask_secret
+
+    body = {"serverUrlSecret": "\ud800", "server": {"headers": {"Authorization": "Bearer tok\udc00en-xyz-part"}}}
+    found = find_secret_values(body)
+    assert found == ["Bearer tok", "en-xyz-part", "tok"]
+    for piece in found:
+        mask_secret(piece)  # raised on the whole value
+    assert maskable("plain-secret") == ["plain-secret"]
+    assert maskable("\ud800\udfff") == []
+    assert maskable("a\ud800b\udbffc") == ["a", "b", "c"]
