@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from .constants import (
     ADMIN_PREFIX,
@@ -17,6 +18,7 @@ from .constants import (
     DEFAULT_PORT,
     DEFAULT_REQUEST_LOG_BYTES,
     DEFAULT_REQUEST_LOG_SIZE,
+    DEFAULT_STRUCTURED_OUTPUT_DELAY_S,
     PHONE_NUMBER_ID,
 )
 from .faults import parse_rate_spec
@@ -28,7 +30,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="vapi-emulator",
         description="A local emulator of Vapi's call API (POST/GET/PATCH/DELETE /call, assistants, "
-        "phone numbers, monitor.controlUrl) for tests and demos.",
+        "phone numbers, structured outputs, monitor.controlUrl) for tests and demos.",
     )
     p.add_argument("--host", default=DEFAULT_HOST, help=f"interface to listen on (default {DEFAULT_HOST})")
     p.add_argument(
@@ -49,12 +51,7 @@ def parser() -> argparse.ArgumentParser:
         help="over the limit: wait queued, or end at once "
         "(call.start.error-subscription-concurrency-limit-reached)",
     )
-    p.add_argument(
-        "--analysis-delay",
-        type=float,
-        default=DEFAULT_ANALYSIS_DELAY_S,
-        help="seconds (at speed 1) between ended and analysis",
-    )
+    _add_delay_options(p)
     _add_fault_options(p)
     p.add_argument(
         "--request-log-size",
@@ -70,6 +67,23 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
     return p
+
+
+def _add_delay_options(p: argparse.ArgumentParser) -> None:
+    """How long after a call ends its analysis and its structured outputs appear."""
+    p.add_argument(
+        "--analysis-delay",
+        type=float,
+        default=DEFAULT_ANALYSIS_DELAY_S,
+        help="seconds (at speed 1) between ended and analysis",
+    )
+    p.add_argument(
+        "--structured-output-delay",
+        type=float,
+        default=DEFAULT_STRUCTURED_OUTPUT_DELAY_S,
+        help="seconds (at speed 1) between ended (or POST /structured-output/run) and "
+        "artifact.structuredOutputs",
+    )
 
 
 def _add_fault_options(p: argparse.ArgumentParser) -> None:
@@ -90,24 +104,29 @@ def _add_fault_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fault-seed", type=int, default=None, help="seed of the random faults (repeatable runs)")
 
 
+def _runtime(args: argparse.Namespace) -> Any:
+    """The :class:`~.runtime.Runtime` the parsed options describe; ValueError on a bad one."""
+    return build_runtime(
+        api_key=args.api_key,
+        speed=args.speed,
+        concurrency_limit=args.concurrency_limit,
+        concurrency_mode=args.concurrency_mode,
+        analysis_delay=args.analysis_delay,
+        structured_output_delay=args.structured_output_delay,
+        state_file=args.state,
+        fault_rates=parse_rate_spec(args.fault_rate),
+        fault_match=args.fault_match,
+        fault_seed=args.fault_seed,
+        request_log_size=args.request_log_size,
+        request_log_bytes=args.request_log_bytes,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Start serving; prints the URL, the accepted key and the seeded ids first."""
     args = parser().parse_args(argv)
     try:
-        fault_rates = parse_rate_spec(args.fault_rate)
-        runtime = build_runtime(
-            api_key=args.api_key,
-            speed=args.speed,
-            concurrency_limit=args.concurrency_limit,
-            concurrency_mode=args.concurrency_mode,
-            analysis_delay=args.analysis_delay,
-            state_file=args.state,
-            fault_rates=fault_rates,
-            fault_match=args.fault_match,
-            fault_seed=args.fault_seed,
-            request_log_size=args.request_log_size,
-            request_log_bytes=args.request_log_bytes,
-        )
+        runtime = _runtime(args)
     except ValueError as exc:
         print(f"vapi-emulator: {exc}", file=sys.stderr)
         return 2
@@ -125,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         f"  customer id:     {CUSTOMER_ID}",
         f"  speed:           {args.speed:g}x",
         f"  concurrency:     {args.concurrency_limit} ({args.concurrency_mode})",
-        f"  analysis delay:  {args.analysis_delay:g}s (at speed 1)",
+        f"  analysis delay:  {args.analysis_delay:g}s, structured outputs {args.structured_output_delay:g}s "
+        "(at speed 1)",
         f"  state:           {args.state or 'memory'}",
         f"  faults:          {args.fault_rate or 'none'}",
         f"  request log:     last {args.request_log_size} requests, {args.request_log_bytes} bytes of "

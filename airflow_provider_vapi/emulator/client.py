@@ -66,6 +66,53 @@ class EmulatorHandle:
         result: dict[str, Any] = answer.json()
         return result
 
+    def create_structured_output(self, name: str, schema: dict[str, Any], **fields: Any) -> dict[str, Any]:
+        """``POST /structured-output`` (recorded like any client request) with ``name``, ``schema``
+        and any other ``CreateStructuredOutputDTO`` fields; the ``StructuredOutput``. Attach it to
+        calls with ``assistantOverrides={"artifactPlan": {"structuredOutputIds": [its id]}}``."""
+        with self.client() as http:
+            answer = http.post("/structured-output", json={"name": name, "schema": schema, **fields})
+        answer.raise_for_status()
+        result: dict[str, Any] = answer.json()
+        return result
+
+    def structured_outputs(self) -> list[dict[str, Any]]:
+        """Every saved structured output, newest first (``GET /structured-output``, page by page;
+        recorded like any client request)."""
+        found: list[dict[str, Any]] = []
+        with self.client() as http:
+            page = 1
+            while True:
+                answer = http.get("/structured-output", params={"limit": 1000, "page": page})
+                answer.raise_for_status()
+                data = answer.json()
+                found.extend(data["results"])
+                if not data["metadata"].get("hasNextPage"):
+                    return found
+                page += 1
+
+    def run_structured_output(
+        self,
+        call_ids: list[str],
+        structured_output_id: str | None = None,
+        *,
+        structured_output: dict[str, Any] | None = None,
+        preview: bool = False,
+    ) -> dict[str, Any]:
+        """``POST /structured-output/run`` (recorded like any client request): a saved output by id
+        or an inline one, on calls that have ended; the preview's results, or the rerun answer
+        (the results land on the calls after the structured-output delay)."""
+        body: dict[str, Any] = {"callIds": call_ids, "previewEnabled": preview}
+        if structured_output_id is not None:
+            body["structuredOutputId"] = structured_output_id
+        if structured_output is not None:
+            body["structuredOutput"] = structured_output
+        with self.client() as http:
+            answer = http.post("/structured-output/run", json=body)
+        answer.raise_for_status()
+        result: dict[str, Any] = answer.json()
+        return result
+
     def end_call(self, call_id: str) -> None:
         """End a live call through its ``monitor.controlUrl`` (ends ``manually-canceled``)."""
         control_url = self.call(call_id)["monitor"]["controlUrl"]
@@ -182,14 +229,16 @@ class EmulatorHandle:
         concurrency_limit: int | None = None,
         concurrency_mode: str | None = None,
         analysis_delay: float | None = None,
+        structured_output_delay: float | None = None,
     ) -> dict[str, Any]:
         """Change run-time settings (``None`` keeps one); returns the whole config. Durations of
-        calls already created do not change."""
+        calls already created do not change (a structured-output run takes the delay in force)."""
         changes = {
             "speed": speed,
             "concurrencyLimit": concurrency_limit,
             "concurrencyMode": concurrency_mode,
             "analysisDelaySeconds": analysis_delay,
+            "structuredOutputDelaySeconds": structured_output_delay,
         }
         result: dict[str, Any] = self._send(
             "PATCH", "/config", {k: v for k, v in changes.items() if v is not None}
@@ -218,18 +267,24 @@ class EmulatorHandle:
         *,
         status: str | None = "ended",
         analysis: bool = False,
+        structured_outputs: bool = False,
         timeout: float = 10.0,
         interval: float = 0.02,
     ) -> dict[str, Any]:
-        """Poll (admin view) until the call has ``status`` (and ``analysis`` if asked) or
-        ``predicate(call)`` holds; returns the call, or raises TimeoutError."""
+        """Poll (admin view) until the call has ``status`` (and ``analysis``, and
+        ``artifact.structuredOutputs``, if asked) or ``predicate(call)`` holds; returns the call,
+        or raises TimeoutError."""
         deadline = time.monotonic() + timeout
         while True:
             call = self.call(call_id)
             if predicate is not None:
                 done = predicate(call)
             else:
-                done = (status is None or call["status"] == status) and (not analysis or "analysis" in call)
+                done = (
+                    (status is None or call["status"] == status)
+                    and (not analysis or "analysis" in call)
+                    and (not structured_outputs or "structuredOutputs" in call.get("artifact", {}))
+                )
             if done:
                 return call
             if time.monotonic() > deadline:

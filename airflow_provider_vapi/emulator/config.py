@@ -14,6 +14,7 @@ from .constants import (
     DEFAULT_CONCURRENCY_LIMIT,
     DEFAULT_REQUEST_LOG_BYTES,
     DEFAULT_REQUEST_LOG_SIZE,
+    DEFAULT_STRUCTURED_OUTPUT_DELAY_S,
 )
 
 # camelCase admin key -> (attribute, type); the settings that can change at run time.
@@ -22,6 +23,7 @@ _SETTABLE: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "concurrencyLimit": ("concurrency_limit", int),
     "concurrencyMode": ("concurrency_mode", str),
     "analysisDelaySeconds": ("analysis_delay_s", float),
+    "structuredOutputDelaySeconds": ("structured_output_delay_s", float),
 }
 
 
@@ -34,6 +36,7 @@ class EngineConfig:
     concurrency_limit: int = DEFAULT_CONCURRENCY_LIMIT
     concurrency_mode: str = "queue"
     analysis_delay_s: float = DEFAULT_ANALYSIS_DELAY_S
+    structured_output_delay_s: float = DEFAULT_STRUCTURED_OUTPUT_DELAY_S
     request_log_size: int = DEFAULT_REQUEST_LOG_SIZE
     request_log_bytes: int = DEFAULT_REQUEST_LOG_BYTES
 
@@ -47,6 +50,8 @@ class EngineConfig:
             raise ValueError(f"concurrency mode must be one of {CONCURRENCY_MODES}")
         if self.analysis_delay_s < 0:
             raise ValueError("analysis delay must be >= 0")
+        if self.structured_output_delay_s < 0:
+            raise ValueError("structured output delay must be >= 0")
 
     def to_wire(self) -> dict[str, Any]:
         """The admin API's view (camelCase, without the key)."""
@@ -55,6 +60,7 @@ class EngineConfig:
             "concurrencyLimit": self.concurrency_limit,
             "concurrencyMode": self.concurrency_mode,
             "analysisDelaySeconds": self.analysis_delay_s,
+            "structuredOutputDelaySeconds": self.structured_output_delay_s,
             "requestLogSize": self.request_log_size,
             "requestLogBytes": self.request_log_bytes,
         }

@@ -29,6 +29,9 @@ DEFAULT_CONCURRENCY_LIMIT = 10
 CONCURRENCY_MODES = ("queue", "reject")
 #: Seconds (at speed 1) between ``ended`` and the analysis appearing on the call.
 DEFAULT_ANALYSIS_DELAY_S = 3.0
+#: Seconds (at speed 1) between ``ended`` (or a ``POST /structured-output/run``) and the structured
+#: outputs appearing on the call.
+DEFAULT_STRUCTURED_OUTPUT_DELAY_S = DEFAULT_ANALYSIS_DELAY_S
 #: How many Vapi-API requests the admin request log keeps (oldest dropped first).
 DEFAULT_REQUEST_LOG_SIZE = 10_000
 #: About how many bytes of request bodies the request log keeps (oldest dropped first).

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from .directory import deep_merge
@@ -15,6 +16,9 @@ from .outcomes import QUEUE_S, outcome_for
 from .records import CallRecord
 from .validation import customer_error, parse_iso
 
+#: What a call's effective assistant asks to extract (:meth:`.structured_outputs.OutputLibrary.plan_for`).
+PlanOutputs = Callable[[dict[str, Any]], list[dict[str, Any]]]
+
 
 def place_calls(
     book: CallBook,
@@ -23,6 +27,7 @@ def place_calls(
     assistant: dict[str, Any],
     now: int,
     base_url: str,
+    plan_outputs: PlanOutputs,
 ) -> dict[str, Any]:
     """One ``Call`` per customer: the ``Call`` itself, or a ``CallBatchResponse`` when the body
     sent ``customers`` (a customer that fails its checks is then reported, not fatal)."""
@@ -38,6 +43,7 @@ def place_calls(
             failed.append({"customer": customer, "error": problem})
             continue
         rec = _new_call(book, body, customer, customer_id, assistant, now, base_url)
+        rec.output_plan = plan_outputs(rec.assistant)
         blocked = _begin(book, rec, body, now) or blocked
         results.append(book.json(rec))
     if not batch:
@@ -73,6 +79,7 @@ def _new_call(
         echo["customerId"] = customer_id
     ws_base = "ws" + base_url[4:] if base_url.startswith("http") else base_url
     analysis_delay_s = book.config.analysis_delay_s
+    outputs_delay_s = book.config.structured_output_delay_s
     rec = CallRecord(
         id=call_id,
         seq=book.next_seq(),
@@ -88,6 +95,7 @@ def _new_call(
         ring_ms=book.ms(outcome.ring_s),
         talk_ms=book.ms(float(max_duration) if outcome.holds else outcome.talk_s),
         analysis_ms=book.ms(analysis_delay_s) if analysis_delay_s else 0,
+        outputs_ms=book.ms(outputs_delay_s) if outputs_delay_s else 0,
         control_url=f"{base_url}/control/{call_id}",
         listen_url=f"{ws_base}/listen/{call_id}",
     )

@@ -1,10 +1,11 @@
 """The emulator's engine: one object holding all its state behind one lock, answering the Vapi
-API and the admin API, and saving calls and assistants to the state file.
+API and the admin API, and saving calls, assistants and structured outputs to the state file.
 
 The pieces live elsewhere: the call state machine in :mod:`.lifecycle`, placing calls in
-:mod:`.creation`, assistants / phone numbers / customers in :mod:`.directory`, the call record and
-its wire form in :mod:`.records`, the run-time settings in :mod:`.config`. Every public method
-reads the clock through :meth:`Engine.now` and applies every due event before it answers.
+:mod:`.creation`, assistants / phone numbers / customers in :mod:`.directory`, saved structured
+outputs and their runs in :mod:`.structured_outputs`, the call record and its wire form in
+:mod:`.records`, the run-time settings in :mod:`.config`. Every public method reads the clock
+through :meth:`Engine.now` and applies every due event before it answers.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from .listing import ListQuery
 from .outcomes import MANUALLY_CANCELED, SCHEDULED_CALL_DELETED
 from .records import CallRecord, iso
 from .store import SQLiteStore
-from .validation import create_call_errors, update_call_errors
+from .structured_outputs import OutputLibrary, run_outputs
+from .validation import create_call_errors, run_structured_output_errors, update_call_errors
 
 
 class Engine:
@@ -37,6 +39,7 @@ class Engine:
         self._store = SQLiteStore(state_file) if state_file else None
         self._book = CallBook(config)
         self.directory = Directory()
+        self.outputs = OutputLibrary()
         if self._store is not None:
             self._load()
 
@@ -76,6 +79,7 @@ class Engine:
         assert self._store is not None
         for row in self._store.load("assistants"):
             self.directory.assistants[row["id"]] = row
+        self.outputs = OutputLibrary(self._store.load("structured_outputs"))
         records = sorted((CallRecord.from_row(r) for r in self._store.load("calls")), key=lambda r: r.seq)
         self._book.restore(records)
         self.advance()
@@ -94,6 +98,7 @@ class Engine:
         with self._lock:
             self._book.clear()
             self.directory = Directory()
+            self.outputs = OutputLibrary()
             self.config = copy.deepcopy(self._initial_config)
             if self._store is not None:
                 self._store.clear()
@@ -133,6 +138,8 @@ class Engine:
             rec.updated_ms -= shift
             rec.started_ms = None if rec.started_ms is None else rec.started_ms - shift
             rec.ended_ms = None if rec.ended_ms is None else rec.ended_ms - shift
+            if rec.outputs_updated_ms is not None:
+                rec.outputs_updated_ms -= shift
             self._book.forget_json(rec.id)
             self._flush()
             return rec
@@ -208,7 +215,10 @@ class Engine:
             customers = self.directory.customers_for(body)
             assistant = self.directory.assistant_for(body)
             self.directory.check_phone_number(body)
-            placed = place_calls(self._book, body, customers, assistant, self.now(), base_url)
+            self.outputs.check_calls(assistant, customers)
+            placed = place_calls(
+                self._book, body, customers, assistant, self.now(), base_url, self.outputs.plan_for
+            )
             self._flush()
             return placed
 
@@ -237,6 +247,53 @@ class Engine:
         """``GET /phone-number``: filtered by time, then ``limit``."""
         with self._lock:
             return self.directory.list_phone_numbers(query)
+
+    # -- Vapi API: structured outputs -----------------------------------------------------------
+
+    def _save_output(self, output: dict[str, Any]) -> dict[str, Any]:
+        """Persist ``output``; a copy to answer (serialized once the lock is released)."""
+        if self._store is not None:
+            self._store.save("structured_outputs", [(output["id"], output)])
+        return copy.deepcopy(output)
+
+    def create_structured_output(self, body: Any) -> dict[str, Any]:
+        """``POST /structured-output``."""
+        with self._lock:
+            return self._save_output(self.outputs.create(body, self.now()))
+
+    def get_structured_output(self, output_id: str) -> dict[str, Any]:
+        """``GET /structured-output/{id}``."""
+        with self._lock:
+            return copy.deepcopy(self.outputs.get(output_id))
+
+    def list_structured_outputs(self, query: ListQuery) -> dict[str, Any]:
+        """``GET /structured-output``: a ``StructuredOutputPaginatedResponse``."""
+        with self._lock:
+            return copy.deepcopy(self.outputs.page(query))
+
+    def update_structured_output(self, output_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``PATCH /structured-output/{id}``."""
+        with self._lock:
+            return self._save_output(self.outputs.update(output_id, body, self.now()))
+
+    def delete_structured_output(self, output_id: str) -> dict[str, Any]:
+        """``DELETE /structured-output/{id}`` (calls already placed keep what they resolved)."""
+        with self._lock:
+            output = self.outputs.delete(output_id)
+            if self._store is not None:
+                self._store.delete("structured_outputs", output_id)
+            return output
+
+    def run_structured_output(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /structured-output/run`` (see :func:`.structured_outputs.run_outputs`)."""
+        errors = run_structured_output_errors(body)
+        if errors:
+            raise bad_request(errors)
+        with self._lock:
+            self.advance()
+            answer = run_outputs(self._book, self.outputs, body, self.now())
+            self._flush()
+            return answer
 
 
 __all__ = ["ApiError", "CallRecord", "Engine", "EngineConfig", "iso"]

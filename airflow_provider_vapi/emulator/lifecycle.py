@@ -1,8 +1,10 @@
 """The call state machine: every call's timeline, the concurrency slots and the analysis lag.
 
 Every call has at most one pending event (``start``, ``ring``, ``answer``, ``end``, ``analysis``)
-on a heap ordered by time. Before answering any request the engine applies every event that is due
-(:meth:`CallBook.advance`), in time order and with the event's own timestamp, so:
+on a heap ordered by time; beside it, any number of pending structured-output jobs
+(:mod:`.output_results`, heap entries of kind ``outputs``), each applied at its own time. Before
+answering any request the engine applies every event that is due (:meth:`CallBook.advance`), in
+time order and with the event's own timestamp, so:
 
 * status and timestamps are exact whenever they are read (nothing depends on a background tick);
 * ``updatedAt`` moves exactly when something changes, and never to a time a reader has already
@@ -21,8 +23,9 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Iterable
+from typing import Any
 
-from . import content
+from . import content, output_results
 from .config import EngineConfig
 from .outcomes import CONCURRENCY_LIMIT_MESSAGE, CONCURRENCY_LIMIT_REACHED, outcome_for
 from .records import CallRecord, WireCache
@@ -94,6 +97,9 @@ class CallBook:
         while heap and heap[0][0] <= now:
             at, _, call_id, kind = heapq.heappop(heap)
             rec = self.calls.get(call_id)
+            if rec is not None and kind == output_results.OUTPUTS_EVENT:
+                self._write_outputs(rec, at)
+                continue
             if rec is None or rec.pending_ms != at or rec.pending_kind != kind:
                 continue
             rec.pending_ms = rec.pending_kind = None
@@ -184,6 +190,7 @@ class CallBook:
             )
         if rec.started_ms is not None:
             rec.costs, rec.cost_breakdown = content.costs(rec.started_ms, at, rec.messages, rec.assistant)
+        self._plan_outputs(rec, at)
         self.touch(rec, at)
         self._release(rec, at)
         plan = rec.assistant.get("analysisPlan") or {}
@@ -195,15 +202,49 @@ class CallBook:
         plan = rec.assistant.get("analysisPlan") or {}
         assert rec.ended_reason is not None
         rec.analysis = content.analysis(plan, rec.seed, rec.customer, rec.variables, rec.ended_reason)
-        items, breakdown, total = content.analysis_costs(rec.analysis)
+        self._charge(rec, *content.analysis_costs(rec.analysis))
+        self.touch(rec, at)
+
+    @staticmethod
+    def _charge(
+        rec: CallRecord, items: list[dict[str, Any]], breakdown: dict[str, Any], total: float
+    ) -> None:
+        """Add analysis cost ``items`` to ``costs``, ``breakdown`` to ``analysisCostBreakdown``."""
         rec.costs = [*rec.costs, *items]
         if rec.cost_breakdown is not None:
+            merged = {**(rec.cost_breakdown.get("analysisCostBreakdown") or {}), **breakdown}
             rec.cost_breakdown = {
                 **rec.cost_breakdown,
-                "analysisCostBreakdown": breakdown,
+                "analysisCostBreakdown": merged,
                 "total": round(rec.cost_breakdown["total"] + total, 4),
             }
-        self.touch(rec, at)
+
+    # -- structured outputs ---------------------------------------------------------------------
+
+    def _plan_outputs(self, rec: CallRecord, at: int) -> None:
+        """At the end of ``rec``: write its skipped structured outputs now, plan the others."""
+        if not rec.output_plan:
+            return
+        results, skipped = output_results.evaluate(rec, rec.output_plan)
+        if skipped:
+            output_results.write(rec, {}, skipped, at)
+        if results:
+            self.queue_outputs(rec, at + rec.outputs_ms, results, {}, billed=True)
+
+    def queue_outputs(
+        self, rec: CallRecord, at: int, results: dict[str, Any], skipped: dict[str, Any], billed: bool
+    ) -> None:
+        """Write ``results``/``skipped`` on ``rec`` at ``at`` (``billed``: charge each result)."""
+        output_results.add_job(rec, at, results, skipped, billed)
+        heapq.heappush(self._heap, (at, rec.seq, rec.id, output_results.OUTPUTS_EVENT))
+        self._dirty.add(rec.id)
+
+    def _write_outputs(self, rec: CallRecord, at: int) -> None:
+        for job in output_results.take_due(rec, at):
+            output_results.write(rec, job["results"], job["skipped"], job["at"])
+            if job["billed"]:
+                self._charge(rec, *output_results.output_costs(job["results"]))
+            self.touch(rec, job["at"])
 
     # -- whole-book operations ------------------------------------------------------------------
 
@@ -226,6 +267,8 @@ class CallBook:
                 self._waiters.append(rec.id)
             if rec.pending_ms is not None and rec.pending_kind is not None:
                 heapq.heappush(self._heap, (rec.pending_ms, rec.seq, rec.id, rec.pending_kind))
+            for job in rec.output_jobs:
+                heapq.heappush(self._heap, (job["at"], rec.seq, rec.id, output_results.OUTPUTS_EVENT))
 
     def clear(self) -> None:
         """Forget every call (the admin reset)."""

@@ -1,10 +1,11 @@
-"""The query of Vapi's list routes (``GET /call``, ``GET /assistant``, ``GET /phone-number``), as
-the spec defines it, validated the way Vapi's query DTOs are.
+"""The query of Vapi's list routes (``GET /call``, ``GET /assistant``, ``GET /phone-number``,
+``GET /structured-output``), as the spec defines it, validated the way Vapi's query DTOs are.
 
 Every list route takes ``limit`` (a number, 0 to 1000, default 100) and the eight time filters
 ``createdAtGt/Lt/Ge/Le`` and ``updatedAtGt/Lt/Ge/Le`` (ISO 8601 date-times); ``GET /call`` also
-``id``, ``assistantId`` and ``phoneNumberId``. Anything else is ``property X should not exist``;
-all violations come in one 400 whose ``message`` is a list.
+``id``, ``assistantId`` and ``phoneNumberId``; the paginated ``GET /structured-output`` also
+``id``, ``name``, ``page`` (a number >= 1), ``sortOrder`` and ``sortBy``. Anything else is
+``property X should not exist``; all violations come in one 400 whose ``message`` is a list.
 """
 
 from __future__ import annotations
@@ -32,7 +33,12 @@ ID_FILTERS: dict[str, tuple[str, ...]] = {
     "/call": ("id", "assistantId", "phoneNumberId"),
     "/assistant": (),
     "/phone-number": (),
+    "/structured-output": ("id", "name"),
 }
+#: The routes answering one page of a paginated response, and their paging parameters' values.
+PAGED_ROUTES = frozenset({"/structured-output"})
+SORT_ORDERS = ("ASC", "DESC")
+SORT_BY = ("createdAt", "duration", "cost")
 
 
 def micros(value: str) -> int | None:
@@ -50,6 +56,8 @@ class ListQuery:
     limit: int = DEFAULT_LIMIT
     bounds: list[tuple[str, str, int]] = field(default_factory=list)  # (createdAt|updatedAt, Gt.., µs)
     equal: dict[str, str] = field(default_factory=dict)
+    page: int = 1
+    sort_order: str = "DESC"
 
     def within(self, created_ms: int, updated_ms: int) -> bool:
         """Whether an object with these times passes every time bound."""
@@ -83,6 +91,28 @@ def _limit(raw: str, errors: list[str]) -> int:
     return DEFAULT_LIMIT
 
 
+def _paging(parsed: ListQuery, key: str, raw: str, errors: list[str]) -> None:
+    """``page``, ``sortOrder`` or ``sortBy`` of a paginated route (``sortBy`` is checked, not used:
+    only ``createdAt`` means something for the objects these routes list)."""
+    if key == "page":
+        try:
+            value = float(raw)
+        except ValueError:
+            value = float("nan")
+        if value != value or value in (float("inf"), float("-inf")):
+            errors.append("page must be a number conforming to the specified constraints")
+        elif value < 1:
+            errors.append("page must not be less than 1")
+        else:
+            parsed.page = int(value)
+        return
+    allowed = SORT_ORDERS if key == "sortOrder" else SORT_BY
+    if raw not in allowed:
+        errors.append(f"{key} must be one of the following values: {', '.join(allowed)}")
+    elif key == "sortOrder":
+        parsed.sort_order = raw
+
+
 def parse_list_query(route: str, query: dict[str, str]) -> ListQuery:
     """The query of the list route ``route``; a 400 listing every violation."""
     errors: list[str] = []
@@ -99,6 +129,8 @@ def parse_list_query(route: str, query: dict[str, str]) -> ListQuery:
                 parsed.bounds.append((key[:9], key[9:], bound))
         elif key in allowed:
             parsed.equal[key] = raw
+        elif route in PAGED_ROUTES and key in ("page", "sortOrder", "sortBy"):
+            _paging(parsed, key, raw, errors)
         else:
             errors.append(f"property {key} should not exist")
     if errors:

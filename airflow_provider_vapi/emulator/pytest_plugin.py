@@ -13,7 +13,8 @@ Fixtures:
     The session server, reset (no calls, no recorded requests, no faults, start-up config) before
     the test. Yields the handle: ``.url``, ``.api_key``, ``.assistant_id``, ``.phone_number_id``,
     ``.requests(method=None, path=None)``, ``.fault(...)``, ``.faults([...])``, ``.configure(...)``,
-    ``.calls()``, ``.call(id)``, ``.wait_for(id, ...)``, ``.reset()`` ...
+    ``.calls()``, ``.call(id)``, ``.wait_for(id, ...)``, ``.reset()``,
+    ``.create_structured_output(name, schema)``, ``.run_structured_output(call_ids, id)`` ...
 
 ``vapi_emulator_factory`` (function)
     ``factory(**options) -> EmulatorHandle`` starts a dedicated emulator with special start-up

@@ -50,6 +50,14 @@ class CallRecord:
     analysis: dict[str, Any] | None = None
     pending_ms: int | None = None
     pending_kind: str | None = None
+    #: Structured outputs (:mod:`.output_results`): the lag after ``ended``, what the effective
+    #: assistant asks for (resolved at creation), what has been written and what is still to come.
+    outputs_ms: int = 0
+    output_plan: list[dict[str, Any]] = field(default_factory=list)
+    output_results: dict[str, Any] | None = None
+    outputs_updated_ms: int | None = None
+    skipped_outputs: dict[str, Any] | None = None
+    output_jobs: list[dict[str, Any]] = field(default_factory=list)
 
     def to_wire(self) -> dict[str, Any]:
         """The ``Call`` object as Vapi answers it."""
@@ -72,11 +80,7 @@ class CallRecord:
             if self.ended_message:
                 call["endedMessage"] = self.ended_message
             call["messages"] = self.messages
-            call["artifact"] = {
-                "messages": self.messages,
-                "transcript": content.transcript(self.messages),
-                "variableValues": self.variables,
-            }
+            call["artifact"] = self._artifact()
             call["costs"] = self.costs
             if self.cost_breakdown is not None:
                 call["costBreakdown"] = self.cost_breakdown
@@ -86,6 +90,20 @@ class CallRecord:
         if self.analysis is not None:
             call["analysis"] = self.analysis
         return call
+
+    def _artifact(self) -> dict[str, Any]:
+        artifact: dict[str, Any] = {
+            "messages": self.messages,
+            "transcript": content.transcript(self.messages),
+            "variableValues": self.variables,
+        }
+        if self.output_results is not None:
+            artifact["structuredOutputs"] = self.output_results
+        if self.outputs_updated_ms is not None:
+            artifact["structuredOutputsLastUpdatedAt"] = iso(self.outputs_updated_ms)
+        if self.skipped_outputs:
+            artifact["skippedStructuredOutputs"] = self.skipped_outputs
+        return artifact
 
     def to_row(self) -> dict[str, Any]:
         """Everything needed to restore the record (persistence)."""

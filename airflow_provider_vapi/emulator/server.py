@@ -26,6 +26,7 @@ from .constants import (
     DEFAULT_HOST,
     DEFAULT_REQUEST_LOG_BYTES,
     DEFAULT_REQUEST_LOG_SIZE,
+    DEFAULT_STRUCTURED_OUTPUT_DELAY_S,
 )
 
 #: The speed the test helpers default to: a whole call with analysis in well under a second.
@@ -58,6 +59,7 @@ def build_runtime(
     concurrency_limit: int = DEFAULT_CONCURRENCY_LIMIT,
     concurrency_mode: str = "queue",
     analysis_delay: float = DEFAULT_ANALYSIS_DELAY_S,
+    structured_output_delay: float = DEFAULT_STRUCTURED_OUTPUT_DELAY_S,
     state_file: str | Path | None = None,
     fault_rates: Iterable[tuple[str, float]] = (),
     fault_match: str = "*",
@@ -76,6 +78,7 @@ def build_runtime(
         concurrency_limit=concurrency_limit,
         concurrency_mode=concurrency_mode,
         analysis_delay_s=analysis_delay,
+        structured_output_delay_s=structured_output_delay,
         request_log_size=request_log_size,
         request_log_bytes=request_log_bytes,
     )

@@ -24,7 +24,17 @@ from pathlib import Path
 from typing import Any
 
 #: The request bodies (``CreateCallDTO`` covers inline assistants, squads, workflows, customers).
-ROOTS = ("CreateCallDTO", "CreateAssistantDTO", "UpdateCallDTO", "DeleteCallDTO")
+#: The roots are walked last first, so the structured-output bodies come first here: the unions
+#: they share with the call bodies keep the names the call bodies gave them.
+ROOTS = (
+    "StructuredOutputRunDTO",
+    "UpdateStructuredOutputDTO",
+    "CreateStructuredOutputDTO",
+    "CreateCallDTO",
+    "CreateAssistantDTO",
+    "UpdateCallDTO",
+    "DeleteCallDTO",
+)
 PRIMITIVES = frozenset({"string", "number", "integer", "boolean", "object"})
 TARGET = Path(__file__).with_name("spec_schemas.py")
 

@@ -1,4 +1,5 @@
-"""Optional persistence: calls and created assistants in a SQLite file (``--state FILE``).
+"""Optional persistence: calls, created assistants and structured outputs in a SQLite file
+(``--state FILE``).
 
 Each object is one JSON row, written when it changes. A restarted emulator reloads them and lets
 their timelines continue from wall-clock time (events that fell due while it was down are applied
@@ -13,6 +14,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
+#: The tables: one JSON object per row, keyed by its id.
+TABLES = ("calls", "assistants", "structured_outputs")
+
 
 class SQLiteStore:
     """A tiny key/value store over SQLite, safe to use from several threads."""
@@ -23,11 +27,11 @@ class SQLiteStore:
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS calls (id TEXT PRIMARY KEY, data TEXT NOT NULL)")
-        self._db.execute("CREATE TABLE IF NOT EXISTS assistants (id TEXT PRIMARY KEY, data TEXT NOT NULL)")
+        for table in TABLES:
+            self._db.execute(f"CREATE TABLE IF NOT EXISTS {table} (id TEXT PRIMARY KEY, data TEXT NOT NULL)")
 
     def load(self, table: str) -> list[dict[str, Any]]:
-        """Every row of ``calls`` or ``assistants``."""
+        """Every row of one of :data:`TABLES`."""
         with self._lock:
             rows = self._db.execute(f"SELECT data FROM {_table(table)}").fetchall()
         return [json.loads(data) for (data,) in rows]
@@ -52,8 +56,8 @@ class SQLiteStore:
     def clear(self) -> None:
         """Remove everything (the admin reset)."""
         with self._lock:
-            self._db.execute("DELETE FROM calls")
-            self._db.execute("DELETE FROM assistants")
+            for table in TABLES:
+                self._db.execute(f"DELETE FROM {table}")
 
     def close(self) -> None:
         """Close the database."""
@@ -62,6 +66,6 @@ class SQLiteStore:
 
 
 def _table(name: str) -> str:
-    if name not in ("calls", "assistants"):
+    if name not in TABLES:
         raise ValueError(f"unknown table {name!r}")
     return name

@@ -26,6 +26,16 @@ E164_MESSAGE = (
 )
 
 _ID_FIELDS = ("assistantId", "squadId", "workflowId", "phoneNumberId", "customerId")
+#: ``CreateStructuredOutputDTO.type``, ``JsonSchema.type`` and what each condition type requires.
+OUTPUT_TYPES = ("ai", "regex")
+SCHEMA_TYPES = ("string", "number", "integer", "boolean", "array", "object")
+_CONDITION_FIELDS = {
+    "minMessages": (("count", "number"),),
+    "minCallDuration": (("seconds", "number"),),
+    "endedReason": (("operator", "string"), ("values", "array")),
+}
+#: ``StructuredOutputRunDTO.callIds``: how many calls one run may name.
+MAX_RUN_CALLS = 100
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
@@ -70,6 +80,61 @@ class _Constraints:
         if obj.get(key) is None:
             self.errors.append(f"{prefix}{key} must be a string")
 
+    def length(self, obj: dict[str, Any], key: str, prefix: str, low: int, high: int) -> None:
+        value = obj.get(key)
+        if isinstance(value, str) and len(value) < low:
+            self.errors.append(f"{prefix}{key} must be longer than or equal to {low} characters")
+        self.max_len(obj, key, prefix, high)
+
+    def one_of(self, obj: dict[str, Any], key: str, prefix: str, values: tuple[str, ...]) -> None:
+        """``IsEnum``: a string outside ``values`` (a missing one is checked by the caller)."""
+        value = obj.get(key)
+        if isinstance(value, str) and value not in values:
+            self.errors.append(f"{prefix}{key} must be one of the following values: {', '.join(values)}")
+
+    def structured_output(self, obj: Any, prefix: str, create: bool) -> None:
+        """A ``CreateStructuredOutputDTO`` (``create``: ``name`` and ``schema`` required) or an
+        ``UpdateStructuredOutputDTO``."""
+        if not isinstance(obj, dict):
+            return
+        if create:
+            self.required_string(obj, "name", prefix)
+            if obj.get("schema") is None:
+                self.errors.append(f"{prefix}schema must be an object")
+        self.length(obj, "name", prefix, 1, 40)
+        self.length(obj, "regex", prefix, 1, 1000)
+        self.one_of(obj, "type", prefix, OUTPUT_TYPES)
+        if isinstance(obj.get("schema"), dict):
+            self.json_schema(obj["schema"], f"{prefix}schema.")
+        conditions = obj.get("conditions")
+        for i, condition in enumerate(conditions if isinstance(conditions, list) else []):
+            if isinstance(condition, dict):
+                self.condition(condition, f"{prefix}conditions.{i}.")
+
+    def json_schema(self, schema: dict[str, Any], prefix: str) -> None:
+        """``JsonSchema``: ``type`` required and known, at every depth of ``items``/``properties``."""
+        kind = schema.get("type")
+        if kind is None or (isinstance(kind, str) and kind not in SCHEMA_TYPES):
+            self.errors.append(f"{prefix}type must be one of the following values: {', '.join(SCHEMA_TYPES)}")
+        if isinstance(schema.get("items"), dict):
+            self.json_schema(schema["items"], f"{prefix}items.")
+        props = schema.get("properties")
+        for key, sub in (props if isinstance(props, dict) else {}).items():
+            if isinstance(sub, dict):
+                self.json_schema(sub, f"{prefix}properties.{key}.")
+            else:
+                self.errors.append(f"{prefix}properties.{key} must be an object")
+
+    def condition(self, condition: dict[str, Any], prefix: str) -> None:
+        """A ``MinMessagesCondition``, ``MinCallDurationCondition`` or ``EndedReasonCondition``
+        (:mod:`.schema_check` has refused an unknown ``type``)."""
+        for key, kind in _CONDITION_FIELDS.get(condition.get("type") or "", ()):
+            if condition.get(key) is None:
+                self.errors.append(f"{prefix}{key} must be {'an array' if kind == 'array' else 'a ' + kind}")
+            elif kind == "number":
+                self.number(condition, key, prefix, 0, float("inf"))
+        self.one_of(condition, "operator", prefix, ("oneOf", "notOneOf"))
+
     def assistant(self, obj: Any, prefix: str) -> None:
         """An inline assistant (``CreateAssistantDTO``) or overrides (``AssistantOverrides``)."""
         if not isinstance(obj, dict):
@@ -79,6 +144,10 @@ class _Constraints:
         plan = obj.get("analysisPlan")
         if isinstance(plan, dict):
             self.number(plan, "minMessagesThreshold", f"{prefix}analysisPlan.", 0, float("inf"))
+        artifact = obj.get("artifactPlan")
+        outputs = artifact.get("structuredOutputs") if isinstance(artifact, dict) else None
+        for i, output in enumerate(outputs if isinstance(outputs, list) else []):
+            self.structured_output(output, f"{prefix}artifactPlan.structuredOutputs.{i}.", True)
 
     def customer(self, obj: Any, prefix: str) -> None:
         if not isinstance(obj, dict):
@@ -143,6 +212,34 @@ def update_call_errors(body: dict[str, Any]) -> list[str]:
 def delete_call_errors(body: dict[str, Any]) -> list[str]:
     """Every DTO violation of a ``DELETE /call/{id}`` body (``DeleteCallDTO``)."""
     return object_errors(body, "DeleteCallDTO")
+
+
+def create_structured_output_errors(body: dict[str, Any]) -> list[str]:
+    """Every DTO violation of a ``POST /structured-output`` body (``CreateStructuredOutputDTO``)."""
+    errors = object_errors(body, "CreateStructuredOutputDTO")
+    _Constraints(errors).structured_output(body, "", True)
+    return errors
+
+
+def update_structured_output_errors(body: dict[str, Any]) -> list[str]:
+    """Every DTO violation of a ``PATCH /structured-output/{id}`` body (``UpdateStructuredOutputDTO``)."""
+    errors = object_errors(body, "UpdateStructuredOutputDTO")
+    _Constraints(errors).structured_output(body, "", False)
+    return errors
+
+
+def run_structured_output_errors(body: dict[str, Any]) -> list[str]:
+    """Every DTO violation of a ``POST /structured-output/run`` body (``StructuredOutputRunDTO``)."""
+    errors = object_errors(body, "StructuredOutputRunDTO")
+    call_ids = body.get("callIds")
+    if call_ids is None:
+        errors.append("callIds must be an array")
+    elif isinstance(call_ids, list) and not call_ids:
+        errors.append("callIds must contain at least 1 elements")
+    elif isinstance(call_ids, list) and len(call_ids) > MAX_RUN_CALLS:
+        errors.append(f"callIds must contain no more than {MAX_RUN_CALLS} elements")
+    _Constraints(errors).structured_output(body.get("structuredOutput"), "structuredOutput.", True)
+    return errors
 
 
 def customer_error(customer: dict[str, Any]) -> str | None:
