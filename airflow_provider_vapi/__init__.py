@@ -41,7 +41,15 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": [{"integration-name": "Vapi", "python-modules": ["airflow_provider_vapi.hooks"]}],
-        "operators": [{"integration-name": "Vapi", "python-modules": ["airflow_provider_vapi.operators"]}],
+        "operators": [
+            {
+                "integration-name": "Vapi",
+                "python-modules": [
+                    "airflow_provider_vapi.operators",
+                    "airflow_provider_vapi.structured_outputs",
+                ],
+            }
+        ],
         "sensors": [{"integration-name": "Vapi", "python-modules": ["airflow_provider_vapi.sensors"]}],
         "triggers": [{"integration-name": "Vapi", "python-modules": ["airflow_provider_vapi.triggers"]}],
         "extra-links": ["airflow_provider_vapi.links.VapiCallLink"],

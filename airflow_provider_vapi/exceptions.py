@@ -92,6 +92,11 @@ class VapiCreateUnresolvedError(VapiError):
     is sent again (a retry of the task looks for the call by its key first)."""
 
 
+class VapiRunUnresolvedError(VapiError):
+    """``POST /structured-output/run`` got no clear answer (timeout, dropped, 502/504, 5xx): the
+    extraction may be under way, so it is not sent again; the results on the calls will tell."""
+
+
 class VapiConnectionError(VapiError):
     """No answer from Vapi (connection refused or dropped, timeout) after every retry."""
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import httpx
-from airflow.providers.common.compat.sdk import BaseHook, mask_secret
+from airflow.providers.common.compat.sdk import BaseHook
 from pydantic import ValidationError
 
 from airflow_provider_vapi import idempotency
@@ -25,7 +25,7 @@ from airflow_provider_vapi.links import dashboard_url
 from airflow_provider_vapi.models import Call, CallBatchResponse, CreateCallRequest
 from airflow_provider_vapi.paging import PAGE_MAX, Window, iso, parse_ts
 from airflow_provider_vapi.retries import RetryPolicy
-from airflow_provider_vapi.secrets import find_secret_values, maskable
+from airflow_provider_vapi.secrets import find_secret_values, mask
 from airflow_provider_vapi.transport import (
     DEFAULT_BASE_URL,
     ConnectionSettings,
@@ -99,8 +99,7 @@ class VapiHook(BaseHook):
         settings = ConnectionSettings.from_connection(
             conn, self.vapi_conn_id, timeout=self._timeout_override, policy=self._policy_override
         )
-        for piece in maskable(settings.api_key):
-            mask_secret(piece)
+        mask([settings.api_key])
         return settings
 
     @property
@@ -235,14 +234,12 @@ class VapiHook(BaseHook):
         if isinstance(request, CreateCallRequest):
             model = request
         else:
-            for secret in find_secret_values(request):
-                mask_secret(secret)  # before validating: an error must not be the first to show it
+            mask(find_secret_values(request))  # before validating: an error must not be the first to show it
             try:
                 model = CreateCallRequest.from_payload(request)
             except ValidationError as exc:
                 raise VapiInvalidRequestError.from_validation(exc) from None
-        for secret in model.secret_values():
-            mask_secret(secret)
+        mask(model.secret_values())
         return model
 
     def create_call(
@@ -357,6 +354,29 @@ class VapiHook(BaseHook):
 
     async def alist_assistants(self, limit: int | None = None) -> list[dict[str, Any]]:
         return await self._arun(self._list_op("/assistant", limit))
+
+    def _get_op(self, path: str) -> Op[dict[str, Any]]:
+        return (yield from self._read_op(Send("GET", path), dict[str, Any]))
+
+    def get_assistant(self, assistant_id: str) -> dict[str, Any]:
+        """One saved assistant (raw JSON): its ``artifactPlan`` and ``analysisPlan`` say which
+        results its calls get."""
+        return self._run(self._get_op(f"/assistant/{assistant_id}"))
+
+    async def aget_assistant(self, assistant_id: str) -> dict[str, Any]:
+        return await self._arun(self._get_op(f"/assistant/{assistant_id}"))
+
+    def get_structured_output(self, structured_output_id: str) -> dict[str, Any]:
+        """One saved structured output (raw JSON: ``name``, ``schema``, ``updatedAt`` ...)."""
+        return self._run(self._get_op(f"/structured-output/{structured_output_id}"))
+
+    def run_structured_output(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST /structured-output/run``: extract an output from up to 100 ended calls. Never sent
+        twice: an answer lost in flight raises :class:`~.exceptions.VapiRunUnresolvedError` (the
+        run may be under way; :mod:`airflow_provider_vapi.extraction` waits to see)."""
+        from airflow_provider_vapi.extraction import submit_op
+
+        return self._run(submit_op(self, body))
 
     def list_phone_numbers(self, limit: int | None = None) -> list[dict[str, Any]]:
         """The account's phone numbers (raw JSON objects)."""

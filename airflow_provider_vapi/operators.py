@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, mask_secret
+from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
 from pydantic import ValidationError
 
 from airflow_provider_vapi import idempotency
@@ -26,7 +26,8 @@ from airflow_provider_vapi.models import (
     CallOutcome,
     CreateCallRequest,
 )
-from airflow_provider_vapi.secrets import REDACTED, find_secret_values, redact_secrets
+from airflow_provider_vapi.results import XComDetail, check_xcom_detail
+from airflow_provider_vapi.secrets import REDACTED, find_secret_values, mask, redact_secrets
 from airflow_provider_vapi.templating import airflow_names, is_data, protect_vapi_placeholders
 from airflow_provider_vapi.waiting import (
     DEFAULT_ANALYSIS_GRACE_PERIOD,
@@ -115,7 +116,10 @@ class PlaceCallOperator(CallWaitMixin, BaseOperator):
     :param timeout: seconds to wait for the call to end; then the call is ended
         (``manually-canceled``) and the task fails.
     :param failure_outcomes: outcome classes that fail the task when waiting (default ``error``).
-    :param analysis_grace_period: seconds after the end to wait for the call's analysis.
+    :param analysis_grace_period: seconds after the end to wait for the call's results (the
+        analysis and the structured outputs its assistant configures; default 60).
+    :param xcom_detail: with ``wait_for_completion``, what the XCom holds: ``"compact"`` (default,
+        about 1.5 KiB a call), ``"transcript"`` or ``"full"`` (as ``CallStatusSensor``).
     :param fail_on_batch_errors: fail the task when Vapi refused some customers of a batch
         (default ``True``); the calls that were placed go on either way and are in the XCom.
     :param redial_on_retry: on a retry of this task, place a fresh call when the earlier one
@@ -124,7 +128,8 @@ class PlaceCallOperator(CallWaitMixin, BaseOperator):
 
     XCom: ``call_id`` (the id, or the list of ids of a batch) and ``vapi_call_url`` are pushed the
     moment the call exists. Returns the id (a batch: ``{"call_ids": [...], "errors": [...]}``), or
-    with ``wait_for_completion`` the final call as Vapi sends it plus ``outcome``.
+    with ``wait_for_completion`` the call's result (:func:`~airflow_provider_vapi.results.
+    call_result`; a list for a batch).
     """
 
     template_fields: Sequence[str] = ("vapi_conn_id", *(name for name, _, _ in REQUEST_FIELDS))
@@ -181,6 +186,7 @@ class PlaceCallOperator(CallWaitMixin, BaseOperator):
         timeout: float | None = None,
         failure_outcomes: Collection[str | CallOutcome] = DEFAULT_FAILURE_OUTCOMES,
         analysis_grace_period: float = DEFAULT_ANALYSIS_GRACE_PERIOD,
+        xcom_detail: XComDetail = "compact",
         fail_on_batch_errors: bool = True,
         redial_on_retry: bool = False,
         **kwargs: Any,
@@ -191,6 +197,7 @@ class PlaceCallOperator(CallWaitMixin, BaseOperator):
             setattr(self, attribute, given[attribute])
         self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.failure_outcomes = normalize_outcomes(failure_outcomes)
+        self.xcom_detail = check_xcom_detail(xcom_detail)
         # The operator placed the call: a wait that times out or is killed ends it.
         self.end_call_on_timeout = True
         self.end_call_on_kill = True
@@ -237,8 +244,7 @@ class PlaceCallOperator(CallWaitMixin, BaseOperator):
             found = find_secret_values(build_call_body(values))
         except VapiInvalidRequestError:  # refused again, with this message, by execute()
             found = []
-        for secret in [*found, *find_secret_values(values)]:
-            mask_secret(secret)
+        mask([*found, *find_secret_values(values)])
 
     # -- building the request -------------------------------------------------------------------
 
@@ -257,8 +263,7 @@ class PlaceCallOperator(CallWaitMixin, BaseOperator):
             raise VapiInvalidRequestError.from_validation(
                 exc, f"Task {self.task_id}: the call request"
             ) from None
-        for secret in request.secret_values():
-            mask_secret(secret)
+        mask(request.secret_values())
         return request
 
     # -- execution ------------------------------------------------------------------------------
@@ -355,3 +360,9 @@ class PlaceCallOperator(CallWaitMixin, BaseOperator):
             if self.redial_on_retry and CallOutcome(exc.outcome) in idempotency.REDIALABLE:
                 raise VapiError(f"{exc} redial_on_retry: a retry of this task dials again.") from exc
             raise
+
+
+# Importable from here too, beside the other operators (it lives in its own module).
+from airflow_provider_vapi.structured_outputs import RunStructuredOutputOperator  # noqa: E402
+
+__all__ = ["PlaceCallOperator", "RunStructuredOutputOperator"]

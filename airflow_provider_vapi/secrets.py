@@ -18,7 +18,7 @@ import contextlib
 import copy
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "SPEC_SECRET_KEYS",
     "find_secret_values",
     "is_secret_key",
+    "mask",
     "maskable",
     "redact_secrets",
 ]
@@ -163,16 +164,30 @@ class _Walker:
 
 
 _SURROGATES: Final = re.compile("[\ud800-\udfff]+")
+#: Shorter values are not given to the masker: Airflow 3 ignores them itself (``[logging]
+#: min_length_masked_secret``, default 5), while Airflow 2.11 would replace every occurrence of,
+#: say, ``t`` in every later log line and rendered field with ``***``.
+MIN_MASKED_LENGTH: Final = 5
 
 
 def maskable(value: str) -> list[str]:
     """``value`` as Airflow's secret masker can take it: ``[value]``, or, for a string that is not
     valid Unicode (a lone surrogate, which the masker's ``re2`` cannot encode and which no request
-    or UTF-8 log can carry whole), its valid pieces, so that whatever of it reaches a log is hidden.
+    or UTF-8 log can carry whole), its valid pieces, so that whatever of it reaches a log is hidden;
+    less what is shorter than :data:`MIN_MASKED_LENGTH`.
     """
-    if not _SURROGATES.search(value):
-        return [value]
-    return [piece for piece in _SURROGATES.split(value) if piece]
+    pieces = _SURROGATES.split(value) if _SURROGATES.search(value) else [value]
+    return [piece for piece in pieces if len(piece) >= MIN_MASKED_LENGTH]
+
+
+def mask(values: Iterable[str]) -> None:
+    """Tell Airflow's log masker about ``values``, each as :func:`maskable` gives it: the one place
+    the provider registers secrets."""
+    from airflow.providers.common.compat.sdk import mask_secret
+
+    for value in values:
+        for piece in maskable(value):
+            mask_secret(piece)
 
 
 def find_secret_values(node: Any) -> list[str]:
@@ -181,17 +196,17 @@ def find_secret_values(node: Any) -> list[str]:
     Header values such as ``Authorization: Bearer x`` yield both the whole value and ``x``. Inside
     ``credentials`` entries every ``*Key`` is a secret too (``gcpKey``, ``serviceAccountKey``).
     Strings holding JSON (``"{\\"twilioAuthToken\\": \\"t\\"}"``) are searched too. Only strings
-    are reported (a number or a boolean under such a key is a setting, not a secret), each in the
-    form :func:`maskable` gives. Never raises: on input it cannot walk it returns what it found so
-    far.
+    are reported (a number or a boolean under such a key is a setting, not a secret). Never
+    raises: on input it cannot walk it returns what it found so far. Give them to the log masker
+    with :func:`mask`.
     """
     found: list[str] = []
 
     def collect(value: str) -> str:
-        found.extend(maskable(value))
+        found.append(value)
         scheme, _, rest = value.partition(" ")
         if rest and scheme.lower() in _AUTH_SCHEMES:
-            found.extend(maskable(rest))
+            found.append(rest)
         return value
 
     # A hostile Mapping or key: what was found so far is still worth masking.

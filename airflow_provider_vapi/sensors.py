@@ -22,6 +22,7 @@ from airflow.providers.common.compat.sdk import (
 from airflow_provider_vapi.hooks import VapiHook
 from airflow_provider_vapi.links import XCOM_CALL_URL, VapiCallLink, dashboard_url
 from airflow_provider_vapi.models import CallOutcome
+from airflow_provider_vapi.results import XComDetail, check_xcom_detail
 from airflow_provider_vapi.templating import render_native
 from airflow_provider_vapi.waiting import (
     DEFAULT_ANALYSIS_GRACE_PERIOD,
@@ -39,11 +40,13 @@ if TYPE_CHECKING:
 
 
 class CallStatusSensor(CallWaitMixin, BaseSensorOperator):
-    """Wait until a Vapi call has ended (and its analysis arrived), then return the call.
+    """Wait until a Vapi call has ended (and its results arrived), then return what it learned.
 
-    The XCom (and return value) is the call as Vapi sends it, camelCase, plus ``outcome``:
-    ``call["analysis"]["structuredData"]``, ``call["endedReason"]``, ``call["outcome"]``. Given a
-    list of ids it waits for all of them and returns a list.
+    The XCom (and return value) is the call's result, camelCase (:func:`~airflow_provider_vapi.
+    results.call_result`): ``result["structuredOutputs"]["<output name>"]``,
+    ``result["analysis"]["summary"]``, ``result["endedReason"]``, ``result["outcome"]``, costs and
+    times; compact by default (``xcom_detail``). Given a list of ids it waits for all of them and
+    returns a list.
 
     :param call_id: templated; the call id, or a list of ids (e.g. the XCom of a mapped
         ``PlaceCallOperator``): ``"{{ ti.xcom_pull(task_ids='place_call') }}"``.
@@ -53,8 +56,15 @@ class CallStatusSensor(CallWaitMixin, BaseSensorOperator):
         because a campaign treats them as data. The failure (``VapiCallFailedError``) names the
         call, its ``endedReason`` and Vapi's ``endedMessage``, and is final: not retried, since
         the call has ended; ``soft_fail``/``never_fail`` skip instead, in every mode.
-    :param analysis_grace_period: seconds after ``endedAt`` to wait for the analysis of a call
-        that had a conversation (default 60); Vapi computes it after hang-up.
+    :param analysis_grace_period: seconds after ``endedAt`` to wait for the results of a call that
+        had a conversation (default 60): the analysis and the structured outputs its assistant
+        configures, which Vapi computes after hang-up. The wait settles as soon as they are all
+        there; past the grace period it settles without the missing ones.
+    :param xcom_detail: ``"compact"`` (default: ids, status, outcome, ended reason and message,
+        times, duration, costs, analysis, structured outputs by name, customer, metadata, the
+        dashboard URL; about 1.5 KiB a call), ``"transcript"`` (and ``transcript``) or ``"full"``
+        (the whole call as Vapi sent it: messages, artifact, recording URLs). XCom lives in
+        Airflow's database: land full calls in storage instead (see the README).
     :param deferrable: wait in the triggerer, holding no worker slot (default: Airflow's
         ``[operators] default_deferrable``). The first check happens before deferring; an error
         there ends the task as one after the deferral would (``soft_fail``/``never_fail`` skip).
@@ -91,6 +101,7 @@ class CallStatusSensor(CallWaitMixin, BaseSensorOperator):
         vapi_conn_id: str = VapiHook.default_conn_name,
         failure_outcomes: Collection[str | CallOutcome] = DEFAULT_FAILURE_OUTCOMES,
         analysis_grace_period: float = DEFAULT_ANALYSIS_GRACE_PERIOD,
+        xcom_detail: XComDetail = "compact",
         deferrable: bool | None = None,
         end_call_on_timeout: bool = False,
         end_call_on_kill: bool = True,
@@ -102,6 +113,7 @@ class CallStatusSensor(CallWaitMixin, BaseSensorOperator):
         self.vapi_conn_id = vapi_conn_id
         self.failure_outcomes = normalize_outcomes(failure_outcomes)
         self.analysis_grace_period = analysis_grace_period
+        self.xcom_detail = check_xcom_detail(xcom_detail)
         self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.end_call_on_timeout = end_call_on_timeout
         self.end_call_on_kill = end_call_on_kill

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from airflow_provider_vapi.models import Call
 
 if TYPE_CHECKING:
+    from airflow_provider_vapi.results import AwaitedResults
     from airflow_provider_vapi.watcher import CallWatcher
 
 
@@ -69,6 +70,11 @@ class Subscription:
             self.floor = min(stamps) if stamps and len(stamps) == len(calls) else None
             self._watcher.read_done(first)
         return calls
+
+    async def awaited(self, call: Call) -> AwaitedResults:
+        """The results ``call`` awaits, from its assistant's configuration (read through the
+        watcher's client, once per assistant for the whole triggerer)."""
+        return await self._watcher.read_assistant(call)
 
     def done_with(self, call_id: str) -> None:
         """This call needs watching no more (it settled): stop delivering it."""

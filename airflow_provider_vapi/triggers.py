@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +35,7 @@ from airflow_provider_vapi.exceptions import (
 )
 from airflow_provider_vapi.hooks import VapiHook
 from airflow_provider_vapi.models import Call
+from airflow_provider_vapi.results import AwaitedResults
 from airflow_provider_vapi.retries import is_retryable_status
 from airflow_provider_vapi.waiting import DEFAULT_ANALYSIS_GRACE_PERIOD, WaitEvent, WaitStatus, is_settled
 from airflow_provider_vapi.watcher import Subscription, subscribe
@@ -49,7 +50,7 @@ COVERED_RECHECK_FACTOR = 10.0
 class _WaitState:
     """What one run of the trigger remembers: little, so a thousand waiting tasks stay cheap."""
 
-    __slots__ = ("ended", "failing_since", "last_read", "unsettled")
+    __slots__ = ("awaited", "ended", "failing_since", "last_read", "unsettled")
 
     def __init__(self, call_ids: list[str]) -> None:
         #: The calls not settled yet -> ``updatedAt`` of the newest state judged (older ones are
@@ -57,6 +58,8 @@ class _WaitState:
         self.unsettled: dict[str, datetime | None] = dict.fromkeys(call_ids)
         #: Calls that ended and wait for their analysis: kept to re-judge when the grace runs out.
         self.ended: dict[str, Call] = {}
+        #: What each ended call awaits (its assistant's configuration, read once it ended).
+        self.awaited: dict[str, AwaitedResults] = {}
         #: ``time.time()`` of the first of the direct reads failing in a row, else ``None``.
         self.failing_since: float | None = None
         #: ``time.monotonic()`` when the last direct read ended.
@@ -75,7 +78,10 @@ class CallStatusTrigger(BaseTrigger):
         run at the shortest interval any of them asks for.
     :param deadline: wall-clock time (``time.time()``, seconds since the epoch) after which a
         ``timeout`` event is sent; ``None`` waits as long as it takes.
-    :param analysis_grace_period: seconds after ``endedAt`` to wait for the analysis.
+    :param analysis_grace_period: seconds after ``endedAt`` to wait for the results its
+        configuration asks for (analysis, structured outputs) before settling without them.
+    :param results: what every call awaits, when the task knows it (a re-extraction:
+        :meth:`AwaitedResults.to_json`); ``None``: each call's assistant says.
     :param end_on_kill: end the calls still going when a user kills the deferred task (mark
         failed/success, clear): a live one through ``monitor.controlUrl``, a scheduled one by
         ``DELETE`` (:meth:`VapiHook.aend_call`). Airflow 3 only: Airflow 2's ``BaseTrigger`` has
@@ -91,6 +97,7 @@ class CallStatusTrigger(BaseTrigger):
         deadline: float | None = None,
         analysis_grace_period: float = DEFAULT_ANALYSIS_GRACE_PERIOD,
         end_on_kill: bool = True,
+        results: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.call_ids = [call_ids] if isinstance(call_ids, str) else list(call_ids)
@@ -99,6 +106,7 @@ class CallStatusTrigger(BaseTrigger):
         self.deadline = deadline
         self.analysis_grace_period = float(analysis_grace_period)
         self.end_on_kill = end_on_kill
+        self.results = None if results is None else AwaitedResults.from_json(results)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -110,6 +118,7 @@ class CallStatusTrigger(BaseTrigger):
                 "deadline": self.deadline,
                 "analysis_grace_period": self.analysis_grace_period,
                 "end_on_kill": self.end_on_kill,
+                "results": None if self.results is None else self.results.to_json(),
             },
         )
 
@@ -119,7 +128,7 @@ class CallStatusTrigger(BaseTrigger):
 
     # -- judging calls ----------------------------------------------------------------------------
 
-    def _see(self, call: Call, state: _WaitState, sub: Subscription) -> None:
+    async def _see(self, call: Call, state: _WaitState, sub: Subscription) -> None:
         """Take in a state of one call (read directly or delivered by the shared poll)."""
         if call.id not in state.unsettled:
             return  # settled already, or not ours
@@ -127,9 +136,11 @@ class CallStatusTrigger(BaseTrigger):
         if known is not None and call.updated_at is not None and call.updated_at < known:
             return  # an older state than the one already judged
         state.unsettled[call.id] = call.updated_at
-        if is_settled(call, self.analysis_grace_period):
+        if call.is_ended and call.id not in state.awaited:
+            state.awaited[call.id] = self.results or await sub.awaited(call)
+        if is_settled(call, self.analysis_grace_period, state.awaited.get(call.id)):
             self._settle(call.id, state, sub)
-        elif call.is_ended:  # ended, its analysis still to come: judged again when grace runs out
+        elif call.is_ended:  # ended, its results still to come: judged again when grace runs out
             state.ended[call.id] = call
         else:
             state.ended.pop(call.id, None)
@@ -144,10 +155,13 @@ class CallStatusTrigger(BaseTrigger):
         """Settle the ended calls whose grace ran out; seconds until the next one may, or None."""
         soonest: float | None = None
         for call_id, call in list(state.ended.items()):
-            if is_settled(call, self.analysis_grace_period):
+            awaited = state.awaited.get(call_id)
+            if is_settled(call, self.analysis_grace_period, awaited):
                 self._settle(call_id, state, sub)
                 continue
             ended = call.ended_at or call.updated_at
+            if awaited is not None and awaited.requested_at is not None:
+                ended = max(ended, awaited.requested_at) if ended else awaited.requested_at
             if ended is not None:
                 left = ended.timestamp() + self.analysis_grace_period - time.time()
                 soonest = left if soonest is None else min(soonest, left)
@@ -170,7 +184,7 @@ class CallStatusTrigger(BaseTrigger):
                     return
                 await sub.wait(self._next_wait(state, sub, grace_left))
                 for call in sub.take().values():
-                    self._see(call, state, sub)
+                    await self._see(call, state, sub)
                 read_due = self._read_due(state, sub)
         except VapiError as exc:
             yield self._event(WaitStatus.ERROR, str(exc))
@@ -187,7 +201,7 @@ class CallStatusTrigger(BaseTrigger):
         """
         try:
             for call in await sub.get_calls(state.pending()):
-                self._see(call, state, sub)
+                await self._see(call, state, sub)
             state.failing_since = None
             return None
         except (VapiConnectionError, VapiAPIError) as exc:

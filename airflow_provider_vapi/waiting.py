@@ -3,13 +3,15 @@
 Shared by ``CallStatusSensor``, ``PlaceCallOperator(wait_for_completion=True)`` and
 ``CallStatusTrigger``, so all three agree:
 
-* **the completion rule** (:func:`is_settled`): a call is *settled* when it has ``ended`` and its
-  analysis has arrived, or cannot arrive (no conversation), or the grace period after ``endedAt``
-  has passed (Vapi computes the analysis after hang-up);
+* **the completion rule** (:func:`is_settled`): a call is *settled* when it has ``ended`` and the
+  results its configuration asks for (analysis, structured outputs: :mod:`airflow_provider_vapi.
+  results`) have arrived, or cannot arrive (no conversation), or the grace period after
+  ``endedAt`` has passed (Vapi computes them after hang-up): one rule for analysis and outputs;
 * **the outcome policy** (:func:`check_outcome`): which outcome classes fail the task;
 * **the event a wait ends with** (:class:`WaitEvent`): the trigger builds it, the operator's poll
   path builds the same, ``execute_complete`` reads it;
-* **how a task waits** (:class:`CallWaitMixin`): one check, then poke, reschedule or defer.
+* **how a task waits** (:class:`CallWaitMixin`): one check, then poke, reschedule or defer;
+* **what it hands on**: :func:`airflow_provider_vapi.results.call_result` (``xcom_detail``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,13 @@ from airflow_provider_vapi.exceptions import VapiCallFailedError, VapiCallTimeou
 from airflow_provider_vapi.hooks import VapiHook
 from airflow_provider_vapi.links import dashboard_url
 from airflow_provider_vapi.models import Call, CallOutcome
+from airflow_provider_vapi.results import (
+    AwaitedResults,
+    XComDetail,
+    awaited_for,
+    call_result,
+    outputs_by_name,
+)
 
 DEFAULT_ANALYSIS_GRACE_PERIOD = 60.0
 DEFAULT_FAILURE_OUTCOMES: tuple[str, ...] = (CallOutcome.ERROR.value,)
@@ -36,27 +45,27 @@ DEFAULT_FAILURE_OUTCOMES: tuple[str, ...] = (CallOutcome.ERROR.value,)
 # -- the completion rule and the outcome policy ---------------------------------------------------
 
 
-def analysis_expected(call: Call) -> bool:
-    """Vapi analyses every call with two messages or more, whatever its outcome (a conversation
-    that was cancelled or broke off is analysed too); fewer means no analysis will come."""
-    artifact = call.artifact if isinstance(call.artifact, dict) else {}
-    messages = artifact.get("messages") or getattr(call, "messages", None) or []
-    return len(messages) >= 2
-
-
-def is_settled(call: Call, analysis_grace_period: float, now: datetime | None = None) -> bool:
-    """True when waiting longer cannot change what downstream tasks will read."""
+def is_settled(
+    call: Call,
+    grace_period: float,
+    awaited: AwaitedResults | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """True when waiting longer cannot change what downstream tasks will read: the call ended and
+    ``awaited`` (unknown configuration when ``None``) arrived, or the grace period passed since it
+    ended (or since ``awaited.requested_at``, for a re-extraction of calls that ended long ago)."""
     if not call.is_ended:
         return False
-    if call.has_analysis or not analysis_expected(call):
+    awaited = awaited or AwaitedResults()
+    if awaited.arrived(call):
         return True
     ended_at = call.ended_at or call.updated_at
     if ended_at is None:
         return True
-    ended = ended_at if isinstance(ended_at, datetime) else datetime.fromisoformat(str(ended_at))
-    if ended.tzinfo is None:
-        ended = ended.replace(tzinfo=UTC)
-    return ((now or datetime.now(UTC)) - ended).total_seconds() >= analysis_grace_period
+    start = ended_at if ended_at.tzinfo else ended_at.replace(tzinfo=UTC)
+    if awaited.requested_at is not None:
+        start = max(start, awaited.requested_at)
+    return ((now or datetime.now(UTC)) - start).total_seconds() >= grace_period
 
 
 def normalize_outcomes(outcomes: Collection[str | CallOutcome]) -> frozenset[CallOutcome]:
@@ -180,6 +189,7 @@ class CallWaitMixin:
     vapi_conn_id: str
     deferrable: bool
     analysis_grace_period: float
+    xcom_detail: XComDetail
     failure_outcomes: frozenset[CallOutcome]
     end_call_on_timeout: bool
     end_call_on_kill: bool
@@ -187,6 +197,9 @@ class CallWaitMixin:
     log: Any
     #: Raised when the wait passes its deadline (the sensor raises AirflowSensorTimeout instead).
     timeout_error: type[Exception] = VapiCallTimeoutError
+    #: What every call awaits, when the task knows it (a re-extraction); ``None``: each call's own
+    #: configuration says (:func:`airflow_provider_vapi.results.awaited_for`).
+    awaited_results: AwaitedResults | None = None
 
     @cached_property
     def hook(self) -> VapiHook:
@@ -198,11 +211,17 @@ class CallWaitMixin:
         calls = []
         for call_id in call_ids:
             call = self.hook.get_call(call_id)
-            if not is_settled(call, self.analysis_grace_period):
+            if not is_settled(call, self.analysis_grace_period, self._awaited(call)):
                 self._note_status(call)
                 return None
             calls.append(call)
         return calls
+
+    def _awaited(self, call: Call) -> AwaitedResults | None:
+        """What ``call`` awaits; only looked up once it ended (the assistant is read then, once)."""
+        if self.awaited_results is not None or not call.is_ended:
+            return self.awaited_results
+        return awaited_for(self.hook, call)
 
     def _note_status(self, call: Call) -> None:
         """Log a call's status when it changes, not at every poll: a ten-minute call polled every
@@ -219,15 +238,16 @@ class CallWaitMixin:
         """Apply the outcome policy and build the XCom: the call(s) as Vapi sends them + outcome."""
         for call in calls:
             self.log.info(
-                "Vapi call %s ended: %s (%s); analysis %s.",
+                "Vapi call %s ended: %s (%s); analysis %s; structured outputs: %s.",
                 call.id,
                 call.ended_reason,
                 call.outcome.value,
                 "present" if call.has_analysis else "absent",
+                ", ".join(outputs_by_name(call)) or "none",
             )
         for call in calls:
             check_outcome(call, self.failure_outcomes)
-        values = [call.to_xcom() for call in calls]
+        values = [call_result(call, self.xcom_detail) for call in calls]
         return values[0] if single else values
 
     def _deadline(self, timeout: float | None) -> float | None:
@@ -264,6 +284,7 @@ class CallWaitMixin:
                 deadline=self._deadline(timeout),
                 analysis_grace_period=self.analysis_grace_period,
                 end_on_kill=self.end_call_on_kill,
+                results=None if self.awaited_results is None else self.awaited_results.to_json(),
             ),
             method_name="execute_complete",
             # The trigger enforces the deadline itself and reports it, so the task can end the

@@ -45,6 +45,7 @@ from airflow_provider_vapi.census import Census
 from airflow_provider_vapi.hooks import VapiHook
 from airflow_provider_vapi.models import Call
 from airflow_provider_vapi.paging import PagingError
+from airflow_provider_vapi.results import AwaitedResults, aawaited_for
 from airflow_provider_vapi.retries import RetryPolicy
 from airflow_provider_vapi.subscription import Subscription
 
@@ -173,6 +174,12 @@ class CallWatcher:
         )
 
     # -- direct reads ---------------------------------------------------------------------------
+
+    async def read_assistant(self, call: Call) -> AwaitedResults:
+        """What ``call`` awaits: its assistant is read (once per process and
+        :data:`~airflow_provider_vapi.results.ASSISTANT_CACHE_SECONDS`) on the direct-read client."""
+        async with self._reads:
+            return await aawaited_for(self._read_hook, call)
 
     async def read_calls(self, call_ids: Sequence[str]) -> list[Call]:
         """``GET /call/{id}`` for each id, at most :data:`DIRECT_READ_CONCURRENCY` in flight."""

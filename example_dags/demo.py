@@ -218,7 +218,7 @@ def _check(rows: list[dict[str, Any]]) -> None:
         raise DemoError(f"the table does not match the emulator's script: expected {expected}, got {got}")
     invalid = [row["person_name"] for row in rows if row["answers_valid"] is False]
     if invalid:
-        raise DemoError(f"structuredData failed validation for {invalid}")
+        raise DemoError(f"the survey answers failed validation for {invalid}")
 
 
 def _cell(value: Any) -> str:
@@ -324,7 +324,7 @@ def main() -> int:
     counts = ", ".join(f"{name} {n}" for name, n in summary["by_outcome"].items())
     print(f"\n{_table(rows)}\n")
     print(f"Outcomes:   {counts}  ({summary['calls']} calls)")
-    print(f"Answers:    {summary['with_answers']} valid structuredData, {summary['invalid_answers']} invalid")
+    print(f"Answers:    {summary['with_answers']} valid survey answers, {summary['invalid_answers']} invalid")
     print(f"Total cost: ${summary['total_cost']:.4f} (emulated prices, {EMULATOR_SPEED:g}x clock)")
     print(f"Database:   {_rel(RESULTS_DB)} (table vapi_call_results, one row per call)")
     print(

@@ -112,18 +112,22 @@ def result_row(
     run_id: str,
     person: Mapping[str, Any],
     answers_model: type[BaseModel],
+    answers_output: str | None = None,
 ) -> dict[str, Any]:
     """One table row from a finished call (the sensor's XCom) and the person it was for.
 
-    ``structuredData`` is validated against ``answers_model``; the row keeps what Vapi sent and
-    says whether it was valid, so a bad answer is visible instead of silently dropped.
+    The answers are the structured output named ``answers_output`` (``call["structuredOutputs"]``),
+    or the analysis' ``structuredData`` for an assistant still on ``analysisPlan``. They are
+    validated against ``answers_model``; the row keeps what Vapi sent and says whether it was
+    valid, so a bad answer is visible instead of silently dropped.
     """
     from pydantic import ValidationError
 
     from airflow_provider_vapi.models import Call
 
     parsed = Call.model_validate(dict(call))
-    data = parsed.structured_data
+    outputs = call.get("structuredOutputs") or {}
+    data = outputs.get(answers_output) if answers_output else parsed.structured_data
     valid: bool | None = None
     error: str | None = None
     if data is not None:
@@ -189,12 +193,13 @@ def store_call_results(
     campaign: str,
     answers_model: type[BaseModel],
     context: Mapping[str, Any],
+    answers_output: str | None = None,
     db_url: str | None = None,
     conn_id: str | None = None,
 ) -> dict[str, Any]:
     """What a results task does: one validated row per finished call, upserted; the asset event.
 
-    ``calls`` is the XCom of a (mapped) ``CallStatusSensor``: the calls as Vapi sent them. Each
+    ``calls`` is the XCom of a (mapped) ``CallStatusSensor``: each call's compact result. Each
     call finds its person through the ``personId`` / ``personName`` its ``metadata`` carried.
     Call it from a task that has ``outlets=[RESULTS_ASSET]``.
     """
@@ -203,7 +208,7 @@ def store_call_results(
     # Index rather than iterate: mapped XComs are fetched one by one, and iterating past the last
     # one logs a harmless but alarming "XCom not found".
     for call in (calls[i] for i in range(len(calls))):
-        meta = (call.get("assistantOverrides") or {}).get("metadata") or {}
+        meta = call.get("metadata") or (call.get("assistantOverrides") or {}).get("metadata") or {}
         rows.append(
             result_row(
                 call,
@@ -212,6 +217,7 @@ def store_call_results(
                 run_id=dag_run.run_id,
                 person={"person_id": meta.get("personId"), "name": meta.get("personName")},
                 answers_model=answers_model,
+                answers_output=answers_output,
             )
         )
     engine = results_engine(db_url, conn_id)

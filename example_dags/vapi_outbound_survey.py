@@ -4,6 +4,10 @@
 -> ``wait_for_call`` (mapped, deferrable) -> ``store_results`` (pydantic-validated answers, one row
 per call in ``vapi_call_results``; emits the ``vapi://call-results`` asset event) -> ``summarize``.
 
+* The answers are a structured output (``artifactPlan.structuredOutputs``), Vapi's replacement
+  for the deprecated ``analysisPlan.structuredDataPlan``: the sensor waits until it is written
+  and hands it on by name. (``vapi_appointment_reminders`` still shows the ``analysisPlan`` way.)
+
 * The assistant is inline (transient). Its prompt uses Vapi placeholders (``{{name}}``,
   ``{{product}}``): the operator renders Airflow's own expressions and sends these untouched; Vapi
   fills them from ``variable_values`` (one set per person) when the call starts.
@@ -37,7 +41,7 @@ from vapi_example_support import (
 from airflow_provider_vapi.operators import PlaceCallOperator
 from airflow_provider_vapi.sensors import CallStatusSensor
 
-#: What the assistant must extract from each conversation (Vapi's analysisPlan takes JSON Schema).
+#: What the assistant must extract from each conversation: a structured output's JSON Schema.
 SURVEY_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -51,6 +55,10 @@ SURVEY_SCHEMA: dict[str, Any] = {
     },
     "required": ["satisfaction", "wouldRecommend", "mainTopic"],
 }
+
+
+#: The structured output's name: its key in the sensor's ``result["structuredOutputs"]``.
+SURVEY_OUTPUT = "survey_answers"
 
 
 class SurveyAnswers(BaseModel):
@@ -85,11 +93,19 @@ SURVEY_ASSISTANT: dict[str, Any] = {
     "voice": {"provider": "vapi", "voiceId": "Elliot"},
     "transcriber": {"provider": "deepgram", "model": "nova-3", "language": "en"},
     "maxDurationSeconds": 300,
-    "analysisPlan": {
-        "summaryPlan": {"enabled": True},
-        "structuredDataPlan": {"enabled": True, "schema": SURVEY_SCHEMA},
-        "successEvaluationPlan": {"enabled": True, "rubric": "PassFail"},
+    # Vapi's current way to extract data: a structured output, here inline. With a saved one
+    # (POST /structured-output, or the dashboard), give "structuredOutputIds": ["<its id>"]. The
+    # result reaches the sensor's XCom as result["structuredOutputs"]["survey_answers"].
+    "artifactPlan": {
+        "structuredOutputs": [
+            {
+                "name": SURVEY_OUTPUT,
+                "description": "The three survey answers.",
+                "schema": SURVEY_SCHEMA,
+            }
+        ]
     },
+    "analysisPlan": {"summaryPlan": {"enabled": True}, "successEvaluationPlan": {"enabled": False}},
 }
 
 with DAG(
@@ -157,7 +173,7 @@ with DAG(
 
     @task(outlets=[RESULTS_ASSET])
     def store_results(calls: list[dict[str, Any]], **context: Any) -> dict[str, Any]:
-        """Validate each call's structuredData and upsert one row per call; emit the asset event."""
+        """Validate each call's survey answers and upsert one row per call; emit the asset event."""
         from vapi_example_support import store_call_results
 
         params = context["params"]
@@ -165,6 +181,7 @@ with DAG(
             calls,
             campaign="survey",
             answers_model=SurveyAnswers,
+            answers_output=SURVEY_OUTPUT,
             context=context,
             db_url=params["results_db"] or None,
             conn_id=params["results_conn_id"] or None,

@@ -15,7 +15,7 @@ from typing import Any
 HEADER = """
 from datetime import datetime, timedelta
 from airflow.providers.common.compat.sdk import DAG
-from airflow_provider_vapi.operators import PlaceCallOperator
+from airflow_provider_vapi.operators import PlaceCallOperator, RunStructuredOutputOperator
 from airflow_provider_vapi.sensors import CallStatusSensor
 """
 

@@ -31,17 +31,17 @@ async def test_the_trigger_reads_the_connection_and_masks_off_the_loop(
     vapi_conn: str, vapi_emulator: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: list[tuple[str, bool]] = []
-    real_mask, real_from = hooks.mask_secret, transport.ConnectionSettings.from_connection
+    real_mask, real_from = hooks.mask, transport.ConnectionSettings.from_connection
 
-    def mask(secret: Any, name: Any = None) -> None:
+    def mask(secrets: Any) -> None:
         seen.append(("mask_secret", _on_a_loop()))
-        real_mask(secret)
+        real_mask(secrets)
 
     def from_connection(*args: Any, **kwargs: Any) -> Any:
         seen.append(("extras", _on_a_loop()))
         return real_from(*args, **kwargs)
 
-    monkeypatch.setattr(hooks, "mask_secret", mask)
+    monkeypatch.setattr(hooks, "mask", mask)
     monkeypatch.setattr(transport.ConnectionSettings, "from_connection", from_connection)
     call_id = vapi_emulator.create_call("+15550004242")["id"]
     trigger = CallStatusTrigger(call_id, vapi_conn, poll_interval=0.1, analysis_grace_period=0)

@@ -258,7 +258,9 @@ def test_outbound_survey_loads_one_correct_row_per_person(survey):
         assert row["outcome"] == _scripted_outcome(person["number"])
         assert row["ended_reason"] == call["endedReason"]
         assert row["cost"] == pytest.approx(call["cost"])
-        assert row["structured_data"] == (call.get("analysis") or {}).get("structuredData")
+        outputs = (call.get("artifact") or {}).get("structuredOutputs") or {}
+        answers = [o["result"] for o in outputs.values() if o["name"] == "survey_answers"]
+        assert row["structured_data"] == (answers[0] if answers else None), "the structured output"
         assert row["summary"] == (call.get("analysis") or {}).get("summary")
         assert row["answers_valid"] is (True if row["structured_data"] is not None else None)
         started, ended = (

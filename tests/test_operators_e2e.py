@@ -66,7 +66,8 @@ def test_every_scripted_outcome_mapped(vapi_emulator: Any, mode: str) -> None:
         emulated = vapi_emulator.call(call_id)
         assert final["outcome"] == outcome
         assert final["endedReason"] == emulated["endedReason"]
-        assert final["assistantOverrides"]["metadata"]["campaign"] == f"outcomes_{mode}"
+        assert final["metadata"]["campaign"] == f"outcomes_{mode}", "the compact result keeps metadata"
+        assert "artifact" not in final and "messages" not in final, "compact by default"
         if outcome == "completed" and number != "+14155550007":
             assert final["analysis"]["structuredData"] == emulated["analysis"]["structuredData"]
             assert final["analysis"]["structuredData"], "the seeded assistant has a schema"

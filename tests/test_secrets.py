@@ -213,16 +213,17 @@ def test_a_batchs_refusals_reach_xcom_without_secrets() -> None:
     assert entry["error"] == f"Server header {REDACTED} was rejected"
 
 
-def test_a_secret_that_is_not_valid_unicode_is_reported_as_pieces_the_masker_takes() -> None:
+def test_what_the_masker_is_told_never_breaks_it_nor_every_log_line() -> None:
     """Airflow 2.11's masker (``re2``) raised ``UnicodeEncodeError`` on a lone surrogate, so a
-    fuzzed ``serverUrlSecret`` crashed ``create_call`` instead of ending in a clear refusal."""
-    from airflow.providers.common.compat.sdk import mask_secret
+    fuzzed ``serverUrlSecret`` crashed ``create_call`` instead of ending in a clear refusal; and it
+    masks a one-letter "secret" everywhere, turning every later "t" of the logs into ``***``."""
+    from airflow_provider_vapi.secrets import mask
 
     body = {"serverUrlSecret": "\ud800", "server": {"headers": {"Authorization": "Bearer tok\udc00en-xyz-part"}}}
     found = find_secret_values(body)
-    assert found == ["Bearer tok", "en-xyz-part", "tok"]
-    for piece in found:
-        mask_secret(piece)  # raised on the whole value
+    assert found == ["\ud800", "Bearer tok\udc00en-xyz-part", "tok\udc00en-xyz-part"], "reported whole"
+    mask(found)  # raised on 2.11
     assert maskable("plain-secret") == ["plain-secret"]
-    assert maskable("\ud800\udfff") == []
-    assert maskable("a\ud800b\udbffc") == ["a", "b", "c"]
+    assert maskable("\ud800\udfff") == [] and maskable("t") == [] and maskable("abcd") == []
+    assert maskable("alpha\ud800bravo\udbffc") == ["alpha", "bravo"]
+    assert maskable("Bearer tok\udc00en-xyz-part") == ["Bearer tok", "en-xyz-part"]

@@ -49,6 +49,7 @@ def test_serialize_round_trip():
         "deadline": 1234.5,
         "analysis_grace_period": 7.0,
         "end_on_kill": False,
+        "results": None,
     }
     assert CallStatusTrigger("one").call_ids == ["one"]
 

@@ -74,8 +74,9 @@ def find_op(
     return sorted(found, key=lambda c: c.created_at or since)
 
 
-class _Reply(Enum):
-    """What an answer to ``POST /call`` says about whether the call exists."""
+class SendOutcome(Enum):
+    """What an answer to a request that must not be sent twice (``POST /call``, a structured
+    output run) says about whether it took effect."""
 
     REFUSED = "refused"  #: nothing was created (429, the connection never opened): send again
     ANSWERED = "answered"  #: Vapi finished with an error (500, 503): a call made is listed soon
@@ -83,16 +84,17 @@ class _Reply(Enum):
     CREATED = "created"  #: 2xx, but its body cannot be read: the call exists
 
 
-def _judge(reply: Reply) -> _Reply:
+def judge_send(reply: Reply) -> SendOutcome:
+    """Whether the request took effect, as far as its answer (or its failure) tells."""
     if isinstance(reply, httpx.Response):
         if reply.is_success:
-            return _Reply.CREATED
+            return SendOutcome.CREATED
         if reply.status_code == 429:
-            return _Reply.REFUSED
-        return _Reply.IN_FLIGHT if reply.status_code in (502, 504) else _Reply.ANSWERED
+            return SendOutcome.REFUSED
+        return SendOutcome.IN_FLIGHT if reply.status_code in (502, 504) else SendOutcome.ANSWERED
     if isinstance(reply, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
-        return _Reply.REFUSED
-    return _Reply.IN_FLIGHT
+        return SendOutcome.REFUSED
+    return SendOutcome.IN_FLIGHT
 
 
 def _await_call(
@@ -148,7 +150,7 @@ def _result(request: CreateCallRequest, key: str, calls: list[Call]) -> Call | C
 def create_op(hook: VapiHook, request: CreateCallRequest, key: str) -> Op[Call | CallBatchResponse]:
     """``POST /call`` that is never sent again while an earlier attempt may still make the call.
 
-    Each answer is judged (:class:`_Reply`): a *refused* create (429, no connection) is sent again
+    Each answer is judged (:class:`SendOutcome`): a *refused* create (429, no connection) is sent again
     after a back-off; any other failure may have made the call, so the hook looks for it by its
     key, and keeps looking until the create can no longer produce it: ``create_settle_seconds``
     (default 120) after it was sent when it got no answer or a gateway's, a second after Vapi's
@@ -162,20 +164,20 @@ def create_op(hook: VapiHook, request: CreateCallRequest, key: str) -> Op[Call |
     while True:
         sent = time.monotonic()
         reply = yield step
-        verdict = _judge(reply)
+        verdict = judge_send(reply)
         unreadable: VapiResponseError | None = None
-        if verdict is _Reply.CREATED:
+        if verdict is SendOutcome.CREATED:
             try:
                 return _created(step, reply, hook.vapi_conn_id)
             except VapiResponseError as exc:
                 unreadable = exc
-        elif verdict is _Reply.ANSWERED and not is_retryable_status(reply.status_code):  # type: ignore[union-attr]
+        elif verdict is SendOutcome.ANSWERED and not is_retryable_status(reply.status_code):  # type: ignore[union-attr]
             raise_for(step, reply, hook.vapi_conn_id)
         delay = attempts.next_delay(reply)
         replied = time.monotonic()
-        if verdict is not _Reply.REFUSED:
+        if verdict is not SendOutcome.REFUSED:
             settle = settings.create_settle
-            if verdict is _Reply.ANSWERED:
+            if verdict is SendOutcome.ANSWERED:
                 settle = min(settle, ANSWERED_SETTLE)
             found = yield from _await_call(hook, request, key, since, sent + settle)
             if found:
@@ -189,7 +191,7 @@ def create_op(hook: VapiHook, request: CreateCallRequest, key: str) -> Op[Call |
             "Creating the Vapi call failed (%s), attempt %d; %s; sending it again in %.1fs",
             describe(reply),
             attempts.attempt,
-            "nothing was created" if verdict is _Reply.REFUSED else "no call with its key appeared",
+            "nothing was created" if verdict is SendOutcome.REFUSED else "no call with its key appeared",
             delay,
         )
         yield Sleep(max(0.0, delay - (time.monotonic() - replied)))

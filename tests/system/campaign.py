@@ -21,6 +21,8 @@ from .deployment import AirflowApi
 from .procs import wait_until
 
 SURVEY = "vapi_outbound_survey"
+#: The survey assistant's structured output holding the answers (see the example DAG).
+ANSWERS = "survey_answers"
 POOL = "vapi"
 
 
@@ -159,9 +161,9 @@ def assert_nothing_lost_nothing_doubled(
     * exactly one call per person at the emulator (nothing doubled);
     * every place_call and wait_for_call instance succeeded, one per person (nothing lost);
     * each wait's XCom is the call its place_call created, for the right person, ended, with the
-      structuredData the emulator holds for that call (``require_analysis=False``: calls the test
-      hung up itself, which the provider does not wait to be analysed: the data, when present,
-      must still be the emulator's);
+      survey answers (the ``survey_answers`` structured output) the emulator holds for that call
+      (``require_analysis=False``: calls the test hung up itself, which may have no conversation:
+      the answers, when present, must still be the emulator's);
     * the table has one row per person with that call id; the asset event of this run exists.
     """
     api = run.api
@@ -192,10 +194,11 @@ def assert_nothing_lost_nothing_doubled(
         if ended_reason:
             assert result["endedReason"] == ended_reason, (i, result["endedReason"])
         final = emulator.call(call_id)
-        want = (final.get("analysis") or {}).get("structuredData")
-        got = (result.get("analysis") or {}).get("structuredData")
+        outputs = ((final.get("artifact") or {}).get("structuredOutputs") or {}).values()
+        want = next((o["result"] for o in outputs if o.get("name") == ANSWERS), None)
+        got = (result.get("structuredOutputs") or {}).get(ANSWERS)
         if require_analysis:
-            assert want, f"the emulator has no structuredData for call {call_id}: {final.get('endedReason')}"
+            assert want, f"the emulator has no {ANSWERS} for call {call_id}: {final.get('endedReason')}"
             assert got == want, f"wait_for_call[{i}] data: {got} != {want}"
         else:
             assert got is None or got == want, f"wait_for_call[{i}] data: {got} != {want}"

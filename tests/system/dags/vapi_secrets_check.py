@@ -88,8 +88,12 @@ with DAG(
         customer=TWILIO_CUSTOMER,
         metadata={"run": "{{ run_id }}"},
     )
-    CallStatusSensor(
-        task_id="wait_twilio_line", call_id=twilio_line.output, deferrable=True, poke_interval=POLL
+    CallStatusSensor(  # the full call: its echoed secrets must still be redacted in XCom
+        task_id="wait_twilio_line",
+        call_id=twilio_line.output,
+        deferrable=True,
+        poke_interval=POLL,
+        xcom_detail="full",
     )
 
     PlaceCallOperator(
@@ -120,6 +124,7 @@ with DAG(
         wait_for_completion=True,
         deferrable=True,
         poll_interval=POLL,
+        xcom_detail="full",
     )
 
     PlaceCallOperator(
