@@ -121,6 +121,10 @@ class VapiHook(BaseHook):
             self._settings = await sync_to_async(self._settings_from)(conn)
         return self._settings
 
+    async def asettings(self) -> ConnectionSettings:
+        """:attr:`settings`, read without blocking the event loop."""
+        return await self._asettings()
+
     @property
     def base_url(self) -> str:
         return self.settings.base_url

@@ -185,19 +185,25 @@ def awaited_from(assistant: Mapping[str, Any], overrides: Any = None) -> Awaited
 
 # -- reading the configuration of a call --------------------------------------------------------
 
-#: (connection, assistant id) -> (``time.monotonic()`` when read, the assistant or None if unreadable)
+#: (Vapi base URL, assistant id) -> (``time.monotonic()`` when read, the assistant or None if
+#: unreadable). Keyed by the URL, not the connection id: a connection edited to point at another
+#: account must not reuse the first account's assistants.
 _ASSISTANTS: dict[tuple[str, str], tuple[float, dict[str, Any] | None]] = {}
 
 
-def _cached(conn_id: str, assistant_id: str) -> tuple[bool, dict[str, Any] | None]:
-    entry = _ASSISTANTS.get((conn_id, assistant_id))
+def _cached(base_url: str, assistant_id: str) -> tuple[bool, dict[str, Any] | None]:
+    entry = _ASSISTANTS.get((base_url, assistant_id))
     if entry is None or time.monotonic() - entry[0] > ASSISTANT_CACHE_SECONDS:
         return False, None
     return True, entry[1]
 
 
 def _remember(
-    hook: VapiHook, assistant_id: str, assistant: dict[str, Any] | None, error: VapiError | None
+    hook: VapiHook,
+    base_url: str,
+    assistant_id: str,
+    assistant: dict[str, Any] | None,
+    error: VapiError | None,
 ) -> dict[str, Any] | None:
     """Cache what reading the assistant gave: None when Vapi would not say (the wait then uses
     the rule for an unknown configuration, and says so)."""
@@ -208,7 +214,7 @@ def _remember(
             assistant_id,
             error,
         )
-    _ASSISTANTS[(hook.vapi_conn_id, assistant_id)] = (time.monotonic(), assistant)
+    _ASSISTANTS[(base_url, assistant_id)] = (time.monotonic(), assistant)
     return assistant
 
 
@@ -223,12 +229,14 @@ def awaited_for(hook: VapiHook, call: Call) -> AwaitedResults:
     ``hook``, cached for :data:`ASSISTANT_CACHE_SECONDS`); unknown for a squad or a workflow."""
     if isinstance(call.assistant, dict) or not call.assistant_id:
         return _awaited(call, call.assistant)
-    found, assistant = _cached(hook.vapi_conn_id, call.assistant_id)
+    base_url = hook.base_url
+    found, assistant = _cached(base_url, call.assistant_id)
     if not found:
         try:
-            assistant = _remember(hook, call.assistant_id, hook.get_assistant(call.assistant_id), None)
+            read = hook.get_assistant(call.assistant_id)
+            assistant = _remember(hook, base_url, call.assistant_id, read, None)
         except VapiError as exc:
-            assistant = _remember(hook, call.assistant_id, None, exc)
+            assistant = _remember(hook, base_url, call.assistant_id, None, exc)
     return _awaited(call, assistant)
 
 
@@ -236,13 +244,14 @@ async def aawaited_for(hook: VapiHook, call: Call) -> AwaitedResults:
     """Async twin of :func:`awaited_for` (for the triggerer)."""
     if isinstance(call.assistant, dict) or not call.assistant_id:
         return _awaited(call, call.assistant)
-    found, assistant = _cached(hook.vapi_conn_id, call.assistant_id)
+    base_url = (await hook.asettings()).base_url
+    found, assistant = _cached(base_url, call.assistant_id)
     if not found:
         try:
             read = await hook.aget_assistant(call.assistant_id)
-            assistant = _remember(hook, call.assistant_id, read, None)
+            assistant = _remember(hook, base_url, call.assistant_id, read, None)
         except VapiError as exc:
-            assistant = _remember(hook, call.assistant_id, None, exc)
+            assistant = _remember(hook, base_url, call.assistant_id, None, exc)
     return _awaited(call, assistant)
 
 

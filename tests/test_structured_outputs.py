@@ -119,6 +119,32 @@ def test_the_trigger_waits_for_outputs_that_lag_the_analysis(vapi_emulator: Any)
     assert names == {"appointment_confirmed", "mood"}, "the event came only once both were written"
 
 
+@pytest.mark.usefixtures("vapi_conn")
+def test_a_wait_whose_assistant_cannot_be_read_still_ends(
+    vapi_emulator: Any, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Vapi refuses to show the assistant (404 here): the wait falls back to the analysis rule,
+    says so, and ends with the call's result; it neither hangs nor fails."""
+    emu = vapi_emulator
+    output = create_output(emu, CONFIRMED)
+    assistant = create_assistant(emu, artifactPlan={"structuredOutputIds": [output["id"]]})
+    emu.configure(speed=10, analysis_delay=0.5, structured_output_delay=600)  # outputs after a minute
+    emu.faults([404] * 20, method="GET", path=f"/assistant/{assistant}")
+    call_id = emu.create_call(assistantId=assistant)["id"]
+
+    async def wait() -> list[dict[str, Any]]:
+        trigger = CallStatusTrigger(call_id, "vapi_default", poll_interval=0.1, analysis_grace_period=60)
+        return [dict(event.payload) async for event in trigger.run()]
+
+    started = time.monotonic()
+    events = asyncio.run(wait())
+    assert events[0]["status"] == "success"
+    assert time.monotonic() - started < 30, "settled on the analysis, not held for the outputs"
+    out = capsys.readouterr()
+    logged = out.out + out.err + caplog.text  # Airflow 3 logs through structlog, 2.11 through logging
+    assert f"Could not read assistant {assistant}" in logged
+
+
 # -- re-extraction ---------------------------------------------------------------------------------
 
 
@@ -214,6 +240,7 @@ def test_a_run_whose_answer_is_lost_is_not_sent_again(vapi_emulator: Any) -> Non
 
 @pytest.mark.usefixtures("airflow_db", "vapi_conn")
 def test_an_inline_output_over_a_window_skips_silent_calls_and_leaves_out_live_ones(vapi_emulator: Any) -> None:
+    """Deferred: the trigger waits for the results of exactly the calls asked for."""
     emu = vapi_emulator
     talked = ended_calls(emu, 2)
     silent = ended_calls(emu, 1, number="+14155550002")  # not answered: nobody spoke
@@ -226,7 +253,7 @@ def test_an_inline_output_over_a_window_skips_silent_calls_and_leaves_out_live_o
         f"""
         with DAG("window", start_date=datetime(2026, 1, 1), schedule=None) as dag:
             RunStructuredOutputOperator(
-                task_id="extract", structured_output={inline!r}, poll_interval=0.2,
+                task_id="extract", structured_output={inline!r}, poll_interval=0.2, deferrable=True,
                 created_after="2000-01-01T00:00:00Z", created_before="2999-01-01T00:00:00Z",
             )
         """,
