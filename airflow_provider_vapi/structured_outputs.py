@@ -161,7 +161,13 @@ class RunStructuredOutputOperator(CallWaitMixin, BaseOperator):
         """The output (a saved one is read: its name, and when its definition last changed) and
         the time since which a result counts as this run's."""
         if self.structured_output_id is not None:
-            ref = OutputRef.saved(self.hook.get_structured_output(str(self.structured_output_id)))
+            output_id = str(self.structured_output_id).strip()
+            if output_id in ("", "None"):
+                raise AirflowFailException(
+                    f"Task {self.task_id}: structured_output_id rendered to {self.structured_output_id!r}: "
+                    "give the id of a saved structured output (Vapi's dashboard, or POST /structured-output)."
+                )
+            ref = OutputRef.saved(self.hook.get_structured_output(output_id))
         else:
             ref = OutputRef(name=_inline_name(self.structured_output, self.task_id),
                             definition=self.structured_output)  # fmt: skip
@@ -183,9 +189,8 @@ class RunStructuredOutputOperator(CallWaitMixin, BaseOperator):
             return calls
         after = _when(self.created_after, "created_after")
         before = _when(self.created_before, "created_before") or datetime.now(UTC)
-        listed = self.hook.list_calls(
-            None, createdAtGe=after, createdAtLt=before, assistantId=self.assistant_id
-        )
+        assistant = self.assistant_id or None  # a template of an empty param renders ""
+        listed = self.hook.list_calls(None, createdAtGe=after, createdAtLt=before, assistantId=assistant)
         ended = [c for c in listed if c.is_ended]
         if len(ended) < len(listed):
             self.log.info(

@@ -2,7 +2,8 @@
 
 1. ``PlaceCallOperator`` places the call and pushes its id (and its dashboard link) to XCom.
 2. ``CallStatusSensor(deferrable=True)`` waits in the triggerer until the call has ended and its
-   analysis has arrived; its XCom is the call as Vapi sends it, plus ``outcome``.
+   analysis has arrived; its XCom is the call's compact result (outcome, analysis, structured
+   outputs by name, costs, times).
 3. A task prints the outcome and the ``structuredData`` the assistant extracted.
 
 Needs a connection ``vapi_default`` (API key as password); the params default to the bundled

@@ -21,7 +21,12 @@ import pytest
 from tests.dag_runner import xcom
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "example_dags"
-DAG_IDS = {"vapi_call_and_wait", "vapi_outbound_survey", "vapi_appointment_reminders"}
+DAG_IDS = {
+    "vapi_call_and_wait",
+    "vapi_outbound_survey",
+    "vapi_appointment_reminders",
+    "vapi_structured_output_backfill",
+}
 
 # Short waits against a fast emulator; read when the examples' helper module is first imported.
 os.environ["VAPI_EXAMPLES_POLL_INTERVAL"] = "0.1"
@@ -179,6 +184,31 @@ def test_call_and_wait_places_one_call_and_reports_its_structured_data(vapi_emul
     report = xcom(dag_run, "report")
     assert report == {"outcome": "completed", "structured_data": call["analysis"]["structuredData"]}
     assert set(report["structured_data"]) == {"confirmed", "outcome", "appointmentDate", "partySize"}
+
+
+# -- vapi_structured_output_backfill ------------------------------------------------------------
+
+
+def test_backfill_extracts_the_output_from_every_call_of_the_window(vapi_emulator, run_dag):
+    emu = vapi_emulator
+    emu.configure(speed=1000)
+    talked = [emu.create_call("+15550101010")["id"] for _ in range(3)]
+    silent = emu.create_call("+15550100001")["id"]  # busy: nobody spoke
+    for call_id in [*talked, silent]:
+        emu.wait_for(call_id, timeout=30)
+    output = emu.create_structured_output("wants_callback", {"type": "boolean"})
+    dag_run = run_dag(
+        "vapi_structured_output_backfill",
+        structured_output_id=output["id"],
+        created_after="2000-01-01T00:00:00+00:00",
+        created_before="2999-01-01T00:00:00+00:00",
+    )
+    extracted = xcom(dag_run, "extract")
+    assert set(extracted["results"]) == set(talked) and set(extracted["skipped"]) == {silent}
+    for call_id in talked:
+        on_call = _get_call(emu, call_id)["artifact"]["structuredOutputs"][output["id"]]["result"]
+        assert extracted["results"][call_id] is on_call
+    assert xcom(dag_run, "report") == {"results": 3, "skipped": 1, "missing": 0}
 
 
 # -- vapi_outbound_survey -----------------------------------------------------------------------
