@@ -102,15 +102,16 @@ class AwaitedResults:
         return self._outputs_arrived(call)
 
     def _outputs_arrived(self, call: Call) -> bool:
+        """Every awaited output has a result (written since ``since``, when set) or was skipped by
+        its conditions (a skip counts whenever it was written: Vapi stamps no time on it, and an
+        output its conditions gate would otherwise be awaited, and asked for, forever)."""
         artifact = _dict(call.artifact)
+        skipped = _dict(artifact.get("skippedStructuredOutputs"))
+        results = _dict(artifact.get("structuredOutputs"))
         if self.since is not None:
             updated = parse_time(artifact.get("structuredOutputsLastUpdatedAt"))
-            if updated is None or updated < self.since:
-                return False
-        entries = {
-            **_dict(artifact.get("skippedStructuredOutputs")),
-            **_dict(artifact.get("structuredOutputs")),
-        }
+            results = results if updated is not None and updated >= self.since else {}
+        entries = {**skipped, **results}
         names = {str(_dict(entry).get("name")) for entry in entries.values()}
         return all(i in entries for i in self.output_ids) and all(n in names for n in self.output_names)
 

@@ -69,7 +69,9 @@ def test_a_skipped_output_counts_as_arrived_and_a_silent_call_awaits_nothing() -
 
 
 def test_inline_outputs_are_awaited_by_name_and_overrides_replace_the_list() -> None:
-    inline = {"artifactPlan": {"structuredOutputs": [{"name": "callback_time", "schema": {"type": "string"}}]}}
+    inline = {
+        "artifactPlan": {"structuredOutputs": [{"name": "callback_time", "schema": {"type": "string"}}]}
+    }
     awaited = awaited_from(ASSISTANT, overrides=inline)
     assert awaited.output_ids == (SAVED,) and awaited.output_names == ("callback_time",)
     replaced = awaited_from(ASSISTANT, overrides={"artifactPlan": {"structuredOutputIds": []}})
@@ -93,9 +95,15 @@ def test_a_reextraction_counts_only_results_written_since_it_asked() -> None:
     assert not awaited.arrived(old)
     assert not is_settled(old, 300, awaited, now=asked + timedelta(seconds=10)), "grace counts from the ask"
     assert is_settled(old, 300, awaited, now=asked + timedelta(seconds=301))
-    new = ended_call(structuredOutputs=OUTPUTS, structuredOutputsLastUpdatedAt=(asked + timedelta(seconds=2)).isoformat())
+    new = ended_call(
+        structuredOutputs=OUTPUTS, structuredOutputsLastUpdatedAt=(asked + timedelta(seconds=2)).isoformat()
+    )
     assert awaited.arrived(new)
     assert AwaitedResults.from_json(json.loads(json.dumps(awaited.to_json()))) == awaited
+    skipped = {SAVED: {"name": "confirmed", "unmetCondition": {"type": "minCallDuration", "seconds": 900}}}
+    assert awaited.arrived(ended_call(skippedStructuredOutputs=skipped)), (
+        "a gated output is not awaited forever"
+    )
 
 
 def test_outputs_by_name_keeps_every_output() -> None:
@@ -149,7 +157,10 @@ def test_the_default_xcom_of_a_ten_minute_call_is_small_and_holds_what_it_learne
     size = len(json.dumps(compact))
     assert size <= 4096, f"compact XCom is {size} bytes"
     assert len(full) > 10 * size, "the full call is what compact leaves out"
-    assert compact["structuredOutputs"] == {"confirmed": True, "reminder": {"channel": "sms", "when": "day-before"}}
+    assert compact["structuredOutputs"] == {
+        "confirmed": True,
+        "reminder": {"channel": "sms", "when": "day-before"},
+    }
     assert compact["analysis"]["successEvaluation"] == "true"
     assert compact["outcome"] == "completed" and compact["durationSeconds"] == 600.0
     assert compact["customer"] == {"number": "+14155550123", "name": "Ann Lee", "externalId": "crm-991"}
