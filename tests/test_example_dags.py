@@ -32,10 +32,15 @@ DAG_IDS = {
 os.environ["VAPI_EXAMPLES_POLL_INTERVAL"] = "0.1"
 
 
-def _dag_bag() -> Any:
-    """A DagBag of the example folder alone (which Airflow also puts on sys.path for its DAGs)."""
+def _examples_on_path() -> None:
+    """Airflow puts the DAGs folder on sys.path; the examples import their helper module from it."""
     if str(EXAMPLES) not in sys.path:
         sys.path.insert(0, str(EXAMPLES))
+
+
+def _dag_bag() -> Any:
+    """A DagBag of the example folder alone (on sys.path, as Airflow does for its DAGs)."""
+    _examples_on_path()
     try:
         from airflow.dag_processing.dagbag import DagBag
     except ImportError:  # Airflow 2
@@ -108,6 +113,7 @@ def _get_call(emulator: Any, call_id: str) -> dict[str, Any]:
 
 
 def _results(db_url: str, run_id: str) -> list[dict[str, Any]]:
+    _examples_on_path()
     from vapi_example_support import read_results, results_engine
 
     engine = results_engine(db_url)
@@ -144,6 +150,7 @@ def test_examples_parse_with_no_connection_configured(monkeypatch):
 
 
 def test_example_defaults_are_the_emulators_seeded_ids():
+    _examples_on_path()  # not left to whichever test ran before
     from vapi_example_support import DEFAULT_ASSISTANT_ID, DEFAULT_PHONE_NUMBER_ID, VAPI_CONCURRENCY_LIMIT
 
     from airflow_provider_vapi.emulator import constants
