@@ -34,7 +34,8 @@ import httpx
 from airflow_provider_vapi.exceptions import VapiRunUnresolvedError
 from airflow_provider_vapi.idempotency.create import SendOutcome, judge_send
 from airflow_provider_vapi.models import Call
-from airflow_provider_vapi.results import AwaitedResults, parse_time
+from airflow_provider_vapi.paging import parse_ts_or_none
+from airflow_provider_vapi.results import AwaitedResults
 from airflow_provider_vapi.transport import Attempts, Op, Send, Sleep, describe, raise_for
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ class OutputRef:
     def saved(cls, output: Mapping[str, Any]) -> OutputRef:
         """From ``GET /structured-output/{id}``."""
         return cls(name=str(output.get("name") or output["id"]), id=str(output["id"]),
-                   updated_at=parse_time(output.get("updatedAt")))  # fmt: skip
+                   updated_at=parse_ts_or_none(output.get("updatedAt")))  # fmt: skip
 
     def body(self, call_ids: Sequence[str]) -> dict[str, Any]:
         """The ``POST /structured-output/run`` body for ``call_ids``."""
@@ -94,7 +95,6 @@ class OutputRef:
     def awaited(self, since: datetime, requested_at: datetime | None = None) -> AwaitedResults:
         """What a call waits for once submitted: this output, written since ``since``."""
         return AwaitedResults(
-            known=True,
             analysis=False,
             output_ids=(self.id,) if self.id else (),
             output_names=() if self.id else (self.name,),
@@ -202,9 +202,13 @@ def note_submitted(context: Context, call_ids: Sequence[str]) -> None:
 def settle_earlier_runs(
     hook: VapiHook, context: Context, ref: OutputRef, since: datetime, calls: list[Call], poll: float
 ) -> list[Call]:
-    """A retry without a state store: an earlier try may have submitted these calls, its results
-    still being written. Wait for them up to ``create_settle_seconds`` after this try began; return
-    the calls still without a fresh result (those are submitted again)."""
+    """On a retry without a state store (Airflow 2.11) an earlier try may have submitted these
+    calls, its results still being written: wait for them up to ``create_settle_seconds`` after
+    this try began. Returns the calls still without a fresh result (those are submitted again);
+    on a first try, or with a store (which :func:`in_flight` read), ``calls`` at once."""
+    first_try = int(getattr(context["ti"], "try_number", 1) or 1) <= 1
+    if first_try or not calls or _store(context) is not None:
+        return calls
     began = getattr(context["ti"], "start_date", None)
     start = began.timestamp() if isinstance(began, datetime) else time.time()
     until = start + hook.settings.create_settle

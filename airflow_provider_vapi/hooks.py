@@ -19,7 +19,7 @@ import httpx
 from airflow.providers.common.compat.sdk import BaseHook
 from pydantic import ValidationError
 
-from airflow_provider_vapi import idempotency
+from airflow_provider_vapi import extraction, idempotency
 from airflow_provider_vapi.exceptions import VapiError, VapiInvalidRequestError
 from airflow_provider_vapi.links import dashboard_url
 from airflow_provider_vapi.models import Call, CallBatchResponse, CreateCallRequest
@@ -378,9 +378,7 @@ class VapiHook(BaseHook):
         """``POST /structured-output/run``: extract an output from up to 100 ended calls. Never sent
         twice: an answer lost in flight raises :class:`~.exceptions.VapiRunUnresolvedError` (the
         run may be under way; :mod:`airflow_provider_vapi.extraction` waits to see)."""
-        from airflow_provider_vapi.extraction import submit_op
-
-        return self._run(submit_op(self, body))
+        return self._run(extraction.submit_op(self, body))
 
     def list_phone_numbers(self, limit: int | None = None) -> list[dict[str, Any]]:
         """The account's phone numbers (raw JSON objects)."""

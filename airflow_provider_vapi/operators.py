@@ -28,7 +28,7 @@ from airflow_provider_vapi.models import (
 )
 from airflow_provider_vapi.results import XComDetail, check_xcom_detail
 from airflow_provider_vapi.secrets import REDACTED, find_secret_values, mask, redact_secrets
-from airflow_provider_vapi.templating import airflow_names, is_data, protect_vapi_placeholders
+from airflow_provider_vapi.templating import VapiTemplating
 from airflow_provider_vapi.waiting import (
     DEFAULT_ANALYSIS_GRACE_PERIOD,
     DEFAULT_FAILURE_OUTCOMES,
@@ -68,7 +68,7 @@ def _refused_for_xcom(errors: list[CallBatchError], secrets: list[str]) -> list[
     return refused
 
 
-class PlaceCallOperator(CallWaitMixin, BaseOperator):
+class PlaceCallOperator(VapiTemplating, CallWaitMixin, BaseOperator):
     """Place an outbound Vapi phone call (or a batch) and hand the call id downstream.
 
     Every parameter below is templated. Airflow expressions (``{{ ds }}``, ``{{ params.x }}``,
@@ -204,22 +204,6 @@ class PlaceCallOperator(CallWaitMixin, BaseOperator):
         self._waiting_on: list[str] = []
 
     # -- templating -----------------------------------------------------------------------------
-
-    def render_template(
-        self,
-        content: Any,
-        context: Context,
-        jinja_env: jinja2.Environment | None = None,
-        seen_oids: set[int] | None = None,
-    ) -> Any:
-        """Render the author's Airflow expressions; keep Vapi's ``{{placeholders}}`` and every
-        resolved value (XCom, ``expand``) as they are (:mod:`airflow_provider_vapi.templating`)."""
-        if is_data(content, seen_oids):
-            return content
-        if isinstance(content, str) and not content.endswith(tuple(self.template_ext)):
-            env = jinja_env or self.get_template_env()
-            content = protect_vapi_placeholders(content, airflow_names(context, env))
-        return super().render_template(content, context, jinja_env, seen_oids)
 
     def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
         """A template that cannot render is bad input: fail at once instead of retrying it."""

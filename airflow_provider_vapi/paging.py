@@ -28,9 +28,21 @@ def iso(value: datetime | str) -> str:
 
 
 def parse_ts(value: str | datetime) -> datetime:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    """A Vapi timestamp (ISO text, ``Z`` or an offset; naive means UTC) as an aware datetime;
+    ``ValueError`` if it is not one."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def parse_ts_or_none(value: Any) -> datetime | None:
+    """:func:`parse_ts`, or ``None`` for anything that is not a timestamp (absent, empty, garbage)."""
+    if not isinstance(value, str | datetime) or value == "":
+        return None
+    try:
+        return parse_ts(value)
+    except ValueError:
+        return None
 
 
 class PagingError(VapiError, ValueError):

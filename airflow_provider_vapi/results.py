@@ -21,12 +21,13 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from airflow_provider_vapi.exceptions import VapiError
 from airflow_provider_vapi.links import dashboard_url
 from airflow_provider_vapi.models import Call
+from airflow_provider_vapi.paging import parse_ts_or_none
 from airflow_provider_vapi.secrets import redact_secrets
 
 if TYPE_CHECKING:
@@ -42,7 +43,6 @@ __all__ = [
     "check_xcom_detail",
     "had_conversation",
     "outputs_by_name",
-    "parse_time",
 ]
 
 XComDetail = Literal["compact", "transcript", "full"]
@@ -72,8 +72,9 @@ def had_conversation(call: Call, threshold: int = MIN_MESSAGES) -> bool:
 class AwaitedResults:
     """The results to wait for on one call (or on each call of a re-extraction).
 
-    :param known: whether the call's configuration was read; when not, the analysis is awaited if
-        the call had a conversation and no structured output is awaited.
+    The default (``AwaitedResults()``) is what a call of unknown configuration awaits: the
+    analysis if it had a conversation, no structured output.
+
     :param analysis: ``call.analysis`` is to come.
     :param output_ids: saved structured outputs to come, by id.
     :param output_names: inline (transient) structured outputs to come: Vapi keys them by an id
@@ -85,7 +86,6 @@ class AwaitedResults:
     :param min_messages: the ``analysisPlan.minMessagesThreshold`` in force.
     """
 
-    known: bool = False
     analysis: bool = True
     output_ids: tuple[str, ...] = ()
     output_names: tuple[str, ...] = ()
@@ -109,7 +109,7 @@ class AwaitedResults:
         skipped = _dict(artifact.get("skippedStructuredOutputs"))
         results = _dict(artifact.get("structuredOutputs"))
         if self.since is not None:
-            updated = parse_time(artifact.get("structuredOutputsLastUpdatedAt"))
+            updated = parse_ts_or_none(artifact.get("structuredOutputsLastUpdatedAt"))
             results = results if updated is not None and updated >= self.since else {}
         entries = {**skipped, **results}
         names = {str(_dict(entry).get("name")) for entry in entries.values()}
@@ -118,7 +118,6 @@ class AwaitedResults:
     def to_json(self) -> dict[str, Any]:
         """For a trigger's kwargs."""
         return {
-            "known": self.known,
             "analysis": self.analysis,
             "output_ids": list(self.output_ids),
             "output_names": list(self.output_names),
@@ -130,26 +129,13 @@ class AwaitedResults:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> AwaitedResults:
         return cls(
-            known=bool(data.get("known")),
             analysis=bool(data.get("analysis", True)),
             output_ids=tuple(str(i) for i in data.get("output_ids") or ()),
             output_names=tuple(str(n) for n in data.get("output_names") or ()),
-            since=parse_time(data.get("since")),
-            requested_at=parse_time(data.get("requested_at")),
+            since=parse_ts_or_none(data.get("since")),
+            requested_at=parse_ts_or_none(data.get("requested_at")),
             min_messages=int(data.get("min_messages") or MIN_MESSAGES),
         )
-
-
-def parse_time(value: Any) -> datetime | None:
-    """A timestamp of Vapi's (ISO text, ``Z`` or offset) as an aware datetime; None if it is not one."""
-    if isinstance(value, str) and value:
-        try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    if not isinstance(value, datetime):
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _merged_plan(base: dict[str, Any], override: Any, name: str) -> dict[str, Any]:
@@ -175,7 +161,6 @@ def awaited_from(assistant: Mapping[str, Any], overrides: Any = None) -> Awaited
     ids = [str(i) for i in artifact_plan.get("structuredOutputIds") or () if i]
     inline = [_dict(o).get("name") for o in artifact_plan.get("structuredOutputs") or ()]
     return AwaitedResults(
-        known=True,
         analysis=enabled("summaryPlan", True) or enabled("successEvaluationPlan", True)
         or enabled("structuredDataPlan", False),
         output_ids=tuple(dict.fromkeys(ids)),

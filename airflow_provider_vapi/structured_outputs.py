@@ -20,8 +20,8 @@ from airflow_provider_vapi.exceptions import VapiError, VapiRunUnresolvedError
 from airflow_provider_vapi.extraction import OutputRef
 from airflow_provider_vapi.hooks import VapiHook
 from airflow_provider_vapi.models import Call
-from airflow_provider_vapi.results import parse_time
-from airflow_provider_vapi.templating import render_native
+from airflow_provider_vapi.paging import parse_ts_or_none
+from airflow_provider_vapi.templating import VapiTemplating, render_native
 from airflow_provider_vapi.waiting import CallWaitMixin, WaitEvent, default_deferrable, normalize_call_ids
 
 if TYPE_CHECKING:
@@ -31,11 +31,13 @@ if TYPE_CHECKING:
 DEFAULT_RESULTS_TIMEOUT = 300.0
 
 
-class RunStructuredOutputOperator(CallWaitMixin, BaseOperator):
+class RunStructuredOutputOperator(VapiTemplating, CallWaitMixin, BaseOperator):
     """Run a structured output over past calls (``POST /structured-output/run``) and return the results.
 
     Give the output as ``structured_output_id`` (a saved one) or ``structured_output`` (an inline
-    definition: ``name``, ``schema``, optional ``description``, ``model`` ...), and the calls as
+    definition: ``name``, ``schema``, optional ``description``, ``model`` ...; its prompts' Liquid
+    placeholders such as ``{{transcript}}`` reach Vapi untouched, Airflow expressions render), and
+    the calls as
     ``call_ids`` or a time window (``created_after``/``created_before``, e.g. the data interval).
     Only ended calls can be extracted from; a call nobody spoke in is skipped by Vapi.
 
@@ -178,7 +180,8 @@ class RunStructuredOutputOperator(CallWaitMixin, BaseOperator):
         """The calls to extract from: the ids given (each must have ended), or the window's
         ended calls."""
         if self.call_ids is not None:
-            ids = _ids(self.call_ids)
+            ids = normalize_call_ids(self.call_ids)
+            ids = [ids] if isinstance(ids, str) else list(dict.fromkeys(ids))
             calls = [self.hook.get_call(call_id) for call_id in ids]
             live = [f"{c.id} ({c.status})" for c in calls if not c.is_ended]
             if live:
@@ -204,9 +207,7 @@ class RunStructuredOutputOperator(CallWaitMixin, BaseOperator):
         if earlier:
             self.log.info("%d call(s) were asked for by an earlier try: waiting for them.", len(earlier))
         rest = [c for c in todo if c.id not in earlier]
-        retry = int(getattr(context["ti"], "try_number", 1) or 1) > 1
-        if rest and retry and context.get("task_state_store") is None:  # type: ignore[call-overload]
-            rest = extraction.settle_earlier_runs(self.hook, context, ref, since, rest, self.poll_interval)
+        rest = extraction.settle_earlier_runs(self.hook, context, ref, since, rest, self.poll_interval)
         now = datetime.now(UTC)
         for chunk in extraction.chunks([c.id for c in rest]):
             extraction.note_submitted(context, chunk)
@@ -269,20 +270,10 @@ def _inline_name(definition: Any, task_id: str) -> str:
     return name
 
 
-def _ids(value: Any) -> list[str]:
-    """Call ids from whatever ``call_ids`` rendered to (results of a wait carry them as ``id``)."""
-    if isinstance(value, Mapping) and "id" in value:
-        value = value["id"]
-    elif isinstance(value, Sequence) and not isinstance(value, str):
-        value = [v["id"] if isinstance(v, Mapping) and "id" in v else v for v in value]
-    ids = normalize_call_ids(value)
-    return [ids] if isinstance(ids, str) else list(dict.fromkeys(ids))
-
-
 def _when(value: Any, name: str) -> datetime | None:
     if value is None or value == "":
         return None
-    stamp = parse_time(value)
+    stamp = parse_ts_or_none(value)
     if stamp is None:
         raise AirflowFailException(
             f"{name}={value!r} is not a date and time: give ISO 8601 text "

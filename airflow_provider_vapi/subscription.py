@@ -73,7 +73,7 @@ class Subscription:
 
     async def awaited(self, call: Call) -> AwaitedResults:
         """The results ``call`` awaits, from its assistant's configuration (read through the
-        watcher's client, once per assistant for the whole triggerer)."""
+        watcher's client: at most every 5 minutes per assistant for the whole triggerer)."""
         return await self._watcher.read_assistant(call)
 
     def done_with(self, call_id: str) -> None:

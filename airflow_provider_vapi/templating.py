@@ -22,7 +22,7 @@ is taken as the author's own choice and left alone.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Container, Iterator
+from collections.abc import Collection, Container, Iterator, Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any, Final
 
@@ -113,6 +113,29 @@ def airflow_names(context: Context, env: jinja2.Environment | None) -> Collectio
 def is_data(content: object, seen_oids: set[int] | None) -> bool:
     """Whether Airflow already resolved ``content`` (XCom, ``expand``): data, never rendered."""
     return seen_oids is not None and id(content) in seen_oids
+
+
+class VapiTemplating:
+    """Operator mixin (put it before ``BaseOperator``): ``render_template`` renders the DAG
+    author's Airflow expressions and keeps Vapi's ``{{placeholders}}`` and every resolved value
+    (XCom, ``expand``) as they are, by the two rules above. Used by every operator whose templated
+    fields reach Vapi: a call's prompts, a structured output's prompts."""
+
+    template_ext: Sequence[str]
+
+    def render_template(
+        self,
+        content: Any,
+        context: Context,
+        jinja_env: jinja2.Environment | None = None,
+        seen_oids: set[int] | None = None,
+    ) -> Any:
+        if is_data(content, seen_oids):
+            return content
+        if isinstance(content, str) and not content.endswith(tuple(self.template_ext)):
+            env = jinja_env or self.get_template_env()  # type: ignore[attr-defined]
+            content = protect_vapi_placeholders(content, airflow_names(context, env))
+        return super().render_template(content, context, jinja_env, seen_oids)  # type: ignore[misc]
 
 
 def render_native(template: str, context: Context, env: jinja2.Environment) -> Any:

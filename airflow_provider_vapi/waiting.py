@@ -147,15 +147,16 @@ class WaitEvent:
 def normalize_call_ids(value: Any) -> str | list[str]:
     """One id, or a list of ids, from whatever a sensor's ``call_id`` resolved to.
 
-    Accepts an id, a list (or lazy sequence) of ids from a mapped upstream, and the
-    ``{"call_ids": [...], "errors": [...]}`` a batch ``PlaceCallOperator`` returns.
+    Accepts an id, a list (or lazy sequence) of ids from a mapped upstream, the
+    ``{"call_ids": [...], "errors": [...]}`` a batch ``PlaceCallOperator`` returns, and the result
+    of a wait (a call's ``{"id": ...}``, or a list of them).
     """
     if isinstance(value, Mapping):
-        value = value.get("call_ids")
+        value = value.get("call_ids", value.get("id"))
     if isinstance(value, str) and value.strip():
         return value.strip()
     if not isinstance(value, str) and isinstance(value, Iterable):
-        ids = [str(v) for v in value if v]
+        ids = [str(v.get("id") if isinstance(v, Mapping) else v) for v in value if v]
         if ids:
             return ids
     raise ValueError(

@@ -90,7 +90,7 @@ def test_an_unknown_configuration_keeps_the_analysis_rule() -> None:
 
 def test_a_reextraction_counts_only_results_written_since_it_asked() -> None:
     asked = ENDED + timedelta(days=3)
-    awaited = AwaitedResults(known=True, analysis=False, output_ids=(SAVED,), since=asked, requested_at=asked)
+    awaited = AwaitedResults(analysis=False, output_ids=(SAVED,), since=asked, requested_at=asked)
     old = ended_call(structuredOutputs=OUTPUTS, structuredOutputsLastUpdatedAt="2026-11-24T12:00:05Z")
     assert not awaited.arrived(old)
     assert not is_settled(old, 300, awaited, now=asked + timedelta(seconds=10)), "grace counts from the ask"

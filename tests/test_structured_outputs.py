@@ -14,7 +14,10 @@ import pytest
 from airflow_provider_vapi.triggers import CallStatusTrigger
 from tests.dag_runner import run_dag, states, tries, xcom
 
-CONFIRMED = {"name": "appointment_confirmed", "schema": {"type": "boolean", "description": "Did they confirm?"}}
+CONFIRMED = {
+    "name": "appointment_confirmed",
+    "schema": {"type": "boolean", "description": "Did they confirm?"},
+}
 CALLBACK = {
     "name": "callback",
     "schema": {"type": "object", "properties": {"wanted": {"type": "boolean"}, "day": {"type": "string"}}},
@@ -70,7 +73,9 @@ def accepted_runs(emu: Any) -> list[list[str]]:
 
 @pytest.mark.usefixtures("airflow_db", "vapi_conn")
 @pytest.mark.parametrize("deferrable", [True, False], ids=["deferrable", "worker"])
-def test_a_structured_outputs_assistant_hands_every_result_downstream(vapi_emulator: Any, deferrable: bool) -> None:
+def test_a_structured_outputs_assistant_hands_every_result_downstream(
+    vapi_emulator: Any, deferrable: bool
+) -> None:
     """The outputs arrive well after the analysis and after several polls: the wait still holds
     out for them (on the old code it settled on the analysis and handed down nothing)."""
     emu = vapi_emulator
@@ -105,7 +110,9 @@ def test_the_trigger_waits_for_outputs_that_lag_the_analysis(vapi_emulator: Any)
     emu = vapi_emulator
     output = create_output(emu, CONFIRMED)
     inline = {"name": "mood", "schema": {"type": "string", "enum": ["good", "bad"]}}
-    assistant = create_assistant(emu, artifactPlan={"structuredOutputIds": [output["id"]], "structuredOutputs": [inline]})
+    assistant = create_assistant(
+        emu, artifactPlan={"structuredOutputIds": [output["id"]], "structuredOutputs": [inline]}
+    )
     emu.configure(speed=10, analysis_delay=0.5, structured_output_delay=10)  # 50 ms, then 1 s
     call_id = emu.create_call(assistantId=assistant)["id"]
 
@@ -170,7 +177,9 @@ def test_a_reextraction_over_250_calls_asks_for_each_call_once_across_a_retry(va
     emu.configure(structured_output_delay=0.2)
     emu.faults(["ok", "ok", 500], method="POST", path=RUN)
     emu.clear_requests()
-    dag_run = run_dag("reextract_250", _extract_dag("reextract_250", output["id"], call_ids, results_timeout=3))
+    dag_run = run_dag(
+        "reextract_250", _extract_dag("reextract_250", output["id"], call_ids, results_timeout=3)
+    )
     assert states(dag_run) == {("extract", -1): "success"}
     assert tries(dag_run)[("extract", -1)] == 2, "the first try failed on the lost chunk"
     runs = accepted_runs(emu)
@@ -180,7 +189,10 @@ def test_a_reextraction_over_250_calls_asks_for_each_call_once_across_a_retry(va
     result = xcom(dag_run, "extract")
     assert len(result["results"]) == 250 and result["missing"] == [] and result["name"] == CONFIRMED["name"]
     for call_id in call_ids[:3]:
-        assert result["results"][call_id] == emu.call(call_id)["artifact"]["structuredOutputs"][output["id"]]["result"]
+        assert (
+            result["results"][call_id]
+            == emu.call(call_id)["artifact"]["structuredOutputs"][output["id"]]["result"]
+        )
 
 
 @pytest.mark.usefixtures("airflow_db", "vapi_conn")
@@ -231,15 +243,45 @@ def test_a_run_whose_answer_is_lost_is_not_sent_again(vapi_emulator: Any) -> Non
     emu.configure(structured_output_delay=0.1)
     emu.faults(["late:6"], method="POST", path=RUN)
     emu.clear_requests()
-    dag_run = run_dag("lost_run_answer", _extract_dag("lost_run_answer", output["id"], call_ids, results_timeout=30))
+    dag_run = run_dag(
+        "lost_run_answer", _extract_dag("lost_run_answer", output["id"], call_ids, results_timeout=30)
+    )
     assert states(dag_run) == {("extract", -1): "success"}
     assert tries(dag_run)[("extract", -1)] == 1
     assert len(emu.requests("POST", RUN)) == 1, "sent once"
     assert len(xcom(dag_run, "extract")["results"]) == 3
 
 
+@pytest.mark.usefixtures("vapi_conn")
+def test_a_refused_run_is_sent_again_and_a_bad_one_is_not(vapi_emulator: Any) -> None:
+    """429 and a connection that never opened mean nothing ran: sent again. A 400 is final, and
+    carries Vapi's reason. A 500 may have started the run: not sent again, and said so."""
+    from airflow_provider_vapi.exceptions import VapiBadRequestError, VapiRunUnresolvedError
+    from airflow_provider_vapi.hooks import VapiHook
+
+    emu = vapi_emulator
+    (call_id,) = ended_calls(emu, 1)
+    output = create_output(emu, CONFIRMED)
+    hook = VapiHook()
+    emu.faults([429], method="POST", path=RUN)
+    emu.clear_requests()
+    assert hook.run_structured_output({"structuredOutputId": output["id"], "callIds": [call_id]})["workflowId"]
+    assert [r["status"] for r in emu.requests("POST", RUN)] == [429, 200]
+    emu.clear_requests()
+    with pytest.raises(VapiBadRequestError, match="not-a-call"):
+        hook.run_structured_output({"structuredOutputId": output["id"], "callIds": ["not-a-call"]})
+    assert len(emu.requests("POST", RUN)) == 1
+    emu.faults([500], method="POST", path=RUN)
+    emu.clear_requests()
+    with pytest.raises(VapiRunUnresolvedError, match="not sent again"):
+        hook.run_structured_output({"structuredOutputId": output["id"], "callIds": [call_id]})
+    assert len(emu.requests("POST", RUN)) == 1
+
+
 @pytest.mark.usefixtures("airflow_db", "vapi_conn")
-def test_an_inline_output_over_a_window_skips_silent_calls_and_leaves_out_live_ones(vapi_emulator: Any) -> None:
+def test_an_inline_output_over_a_window_skips_silent_calls_and_leaves_out_live_ones(
+    vapi_emulator: Any,
+) -> None:
     """Deferred: the trigger waits for the results of exactly the calls asked for."""
     emu = vapi_emulator
     talked = ended_calls(emu, 2)
@@ -267,6 +309,40 @@ def test_an_inline_output_over_a_window_skips_silent_calls_and_leaves_out_live_o
     assert time.time() - started < 60
 
 
+@pytest.mark.usefixtures("airflow_db", "vapi_conn")
+def test_an_inline_outputs_liquid_placeholders_reach_vapi_untouched(vapi_emulator: Any) -> None:
+    """``{{transcript}}`` in the output's prompt is Vapi's (Liquid), ``{{ ds }}`` is Airflow's: the
+    run request carries the first as written and the second rendered (the task does not fail on
+    an undefined ``transcript``)."""
+    emu = vapi_emulator
+    (call_id,) = ended_calls(emu, 1)
+    emu.configure(structured_output_delay=0.1)
+    inline = {
+        "name": "mood",
+        "description": "Calls of {{ ds }}",
+        "schema": {"type": "string", "enum": ["good", "bad"]},
+        "model": {
+            "provider": "openai",
+            "model": "gpt-4o",
+            "messages": [{"role": "system", "content": "Read {{transcript}} and say how {{ customer.name }} felt."}],
+        },
+    }
+    dag_run = run_dag(
+        "liquid",
+        f"""
+        with DAG("liquid", start_date=datetime(2026, 1, 1), schedule=None) as dag:
+            RunStructuredOutputOperator(
+                task_id="extract", structured_output={inline!r}, call_ids=[{call_id!r}], poll_interval=0.2,
+            )
+        """,
+    )
+    assert states(dag_run) == {("extract", -1): "success"}
+    (sent,) = [e["body"] for e in emu.requests("POST", RUN)]
+    output = (json.loads(sent) if isinstance(sent, str) else sent)["structuredOutput"]
+    assert output["model"]["messages"][0]["content"] == "Read {{transcript}} and say how {{ customer.name }} felt."
+    assert output["description"] == f"Calls of {dag_run.logical_date:%Y-%m-%d}"
+
+
 @pytest.mark.parametrize(
     ("params", "message"),
     [
@@ -285,9 +361,14 @@ def test_bad_parameters_are_refused_when_the_dag_is_parsed(params: dict[str, Any
 @pytest.mark.usefixtures("airflow_db", "vapi_conn")
 @pytest.mark.parametrize(
     ("definition", "message"),
-    [({"name": "x"}, "structured_output.schema must be"), ({"schema": {"type": "string"}}, "structured_output.name")],
+    [
+        ({"name": "x"}, "structured_output.schema must be"),
+        ({"schema": {"type": "string"}}, "structured_output.name"),
+    ],
 )
-def test_a_bad_inline_output_fails_before_any_request(vapi_emulator: Any, definition: dict[str, Any], message: str) -> None:
+def test_a_bad_inline_output_fails_before_any_request(
+    vapi_emulator: Any, definition: dict[str, Any], message: str
+) -> None:
     emu = vapi_emulator
     emu.clear_requests()
     dag_run = run_dag(
