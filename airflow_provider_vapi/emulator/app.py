@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .archive_routes import add_archive_admin_routes, add_recording_routes, add_storage_routes
 from .asgi import JSON_MEDIA, ASGIApp, json_response
 from .bodies import parse_body
 from .constants import ADMIN_PREFIX, ASSISTANT_ID, CUSTOMER_ID, PHONE_NUMBER_ID
@@ -22,7 +23,7 @@ from .errors import ApiError, bad_request
 from .listing import ListQuery, parse_list_query
 from .middleware import EmulatorMiddleware
 from .runtime import Runtime
-from .validation import UUID_RE, delete_call_errors
+from .validation import UUID_MESSAGE, UUID_RE, delete_call_errors
 
 
 async def _body(request: Request, required: bool = True) -> Any:
@@ -46,7 +47,7 @@ async def _object_body(request: Request, message: str | list[str]) -> dict[str, 
 
 def _check_uuid(value: str) -> None:
     if not UUID_RE.match(value):
-        raise bad_request("Validation failed (uuid is expected)")
+        raise bad_request(UUID_MESSAGE)
 
 
 def _base_url(request: Request) -> str:
@@ -74,6 +75,9 @@ def create_app(runtime: Runtime) -> ASGIApp:
     _add_structured_output_routes(app, runtime.engine)
     _add_admin_routes(app, runtime)
     _add_admin_settings_routes(app, runtime)
+    add_recording_routes(app, runtime.engine)
+    add_storage_routes(app, runtime.engine)
+    add_archive_admin_routes(app, runtime.engine)
     return EmulatorMiddleware(app, runtime)
 
 

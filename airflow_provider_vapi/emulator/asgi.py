@@ -107,7 +107,10 @@ def garbling(kind: str, send: Send) -> Send:
         if message.get("more_body"):
             return
         body, media = garbage_body(kind, b"".join(chunks))
-        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() not in _REPLACED_HEADERS]
+        original = start.get("headers", [])
+        if kind == "truncated":  # the route's own body cut short keeps its type (JSON, a WAV...)
+            media = next((v.decode("latin-1") for k, v in original if k.lower() == b"content-type"), media)
+        headers = [(k, v) for k, v in original if k.lower() not in _REPLACED_HEADERS]
         headers += [(b"content-type", media.encode()), (b"content-length", str(len(body)).encode())]
         await send({**start, "headers": headers})
         await send({"type": "http.response.body", "body": body, "more_body": False})

@@ -16,6 +16,7 @@ from .constants import (
     DEFAULT_CONCURRENCY_LIMIT,
     DEFAULT_HOST,
     DEFAULT_PORT,
+    DEFAULT_PRESIGNED_URL_TTL_S,
     DEFAULT_REQUEST_LOG_BYTES,
     DEFAULT_REQUEST_LOG_SIZE,
     DEFAULT_STRUCTURED_OUTPUT_DELAY_S,
@@ -84,6 +85,13 @@ def _add_delay_options(p: argparse.ArgumentParser) -> None:
         help="seconds (at speed 1) between ended (or POST /structured-output/run) and "
         "artifact.structuredOutputs",
     )
+    p.add_argument(
+        "--presigned-url-ttl",
+        type=float,
+        default=DEFAULT_PRESIGNED_URL_TTL_S,
+        help=f"real seconds (not divided by --speed) a presigned recording URL stays valid "
+        f"(default {DEFAULT_PRESIGNED_URL_TTL_S:g})",
+    )
 
 
 def _add_fault_options(p: argparse.ArgumentParser) -> None:
@@ -119,6 +127,7 @@ def _runtime(args: argparse.Namespace) -> Any:
         fault_seed=args.fault_seed,
         request_log_size=args.request_log_size,
         request_log_bytes=args.request_log_bytes,
+        presigned_url_ttl=args.presigned_url_ttl,
     )
 
 
@@ -146,12 +155,13 @@ def main(argv: list[str] | None = None) -> int:
         f"  concurrency:     {args.concurrency_limit} ({args.concurrency_mode})",
         f"  analysis delay:  {args.analysis_delay:g}s, structured outputs {args.structured_output_delay:g}s "
         "(at speed 1)",
+        f"  recordings:      presigned URLs valid {args.presigned_url_ttl:g}s (real time)",
         f"  state:           {args.state or 'memory'}",
         f"  faults:          {args.fault_rate or 'none'}",
         f"  request log:     last {args.request_log_size} requests, {args.request_log_bytes} bytes of "
         "bodies, secrets redacted",
-        f"  admin API:       {url}{ADMIN_PREFIX}/ (requests, reset, faults, config, calls; the same "
-        "bearer key, but health)",
+        f"  admin API:       {url}{ADMIN_PREFIX}/ (requests, reset, faults, config, calls, calls/inbound, "
+        "calls/seed; the same bearer key, but health)",
     ]
     print("\n".join(lines), flush=True)
     config = uvicorn.Config(create_app(runtime), log_level=args.log_level, access_log=False, lifespan="off")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -141,10 +142,12 @@ class EmulatorHandle:
         return result
 
     def requests(self, method: str | None = None, path: str | None = None) -> list[dict[str, Any]]:
-        """Recorded Vapi-API requests, oldest first: ``{method, path, query, body, fingerprints,
-        status, timestamp, fault}``. ``path`` is exact, or a prefix when it ends in ``*``. Bodies
-        have their secrets replaced with ``"***"``; ``fingerprints`` maps each one's path to
-        :func:`~.redaction.fingerprint` of the secret (compare with ``fingerprint("the-secret")``)."""
+        """Recorded Vapi-API requests (and presigned storage downloads, ``/_storage/*``), oldest
+        first: ``{method, path, query, body, fingerprints, status, timestamp, fault,
+        authorization}``. ``path`` is exact, or a prefix when it ends in ``*``. Bodies have their
+        secrets replaced with ``"***"``; ``fingerprints`` maps each one's path to
+        :func:`~.redaction.fingerprint` of the secret (compare with ``fingerprint("the-secret")``);
+        ``authorization`` is whether an ``Authorization`` header was sent (never its value)."""
         result: list[dict[str, Any]] = self.request_log(method, path)["requests"]
         return result
 
@@ -230,15 +233,19 @@ class EmulatorHandle:
         concurrency_mode: str | None = None,
         analysis_delay: float | None = None,
         structured_output_delay: float | None = None,
+        presigned_url_ttl: float | None = None,
     ) -> dict[str, Any]:
         """Change run-time settings (``None`` keeps one); returns the whole config. Durations of
-        calls already created do not change (a structured-output run takes the delay in force)."""
+        calls already created do not change (a structured-output run takes the delay in force);
+        ``presigned_url_ttl`` (real seconds, not divided by the speed) applies to URLs signed from
+        now on."""
         changes = {
             "speed": speed,
             "concurrencyLimit": concurrency_limit,
             "concurrencyMode": concurrency_mode,
             "analysisDelaySeconds": analysis_delay,
             "structuredOutputDelaySeconds": structured_output_delay,
+            "presignedUrlTtlSeconds": presigned_url_ttl,
         }
         result: dict[str, Any] = self._send(
             "PATCH", "/config", {k: v for k, v in changes.items() if v is not None}
@@ -258,6 +265,71 @@ class EmulatorHandle:
     def call(self, call_id: str) -> dict[str, Any]:
         """One call as ``GET /call/{id}`` would answer it (not recorded)."""
         result: dict[str, Any] = self._get(f"/calls/{call_id}")
+        return result
+
+    def inject_inbound_call(
+        self,
+        number: str = "+15550001234",
+        *,
+        phone_number_id: str | None = None,
+        assistant_id: str | None = None,
+        ended: bool = False,
+        name: str | None = None,
+        customer: dict[str, Any] | None = None,
+        assistant_overrides: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """``POST /_emulator/calls/inbound``: a customer at ``number`` calls the line
+        ``phone_number_id`` (default: the seeded one) answered by ``assistant_id`` (default: the
+        seeded one); the ``Call`` (``type: "inboundPhoneCall"``). The call goes through the normal
+        lifecycle (the last four digits of ``number`` script its outcome, as for outbound calls;
+        it shares the concurrency limit), or, with ``ended``, has just ended with all its content.
+        ``customer``: more ``customer`` fields (``name``, ``externalId``...)."""
+        body: dict[str, Any] = {"number": number, "ended": ended}
+        optional = {
+            "phoneNumberId": phone_number_id,
+            "assistantId": assistant_id,
+            "name": name,
+            "customer": customer,
+            "assistantOverrides": assistant_overrides,
+        }
+        body.update({k: v for k, v in optional.items() if v is not None})
+        result: dict[str, Any] = self._send("POST", "/calls/inbound", body)
+        return result
+
+    def seed_calls(
+        self,
+        count: int,
+        start: str | datetime,
+        end: str | datetime,
+        *,
+        assistant_id: str | None = None,
+        phone_number_id: str | None = None,
+        campaign_id: str | None = None,
+        call_type: str = "outboundPhoneCall",
+        recording: bool = True,
+        ids: bool = False,
+        timeout: float = 120.0,
+    ) -> dict[str, Any]:
+        """``POST /_emulator/calls/seed``: ``count`` calls that have already ended, the ``i``-th
+        (0-based) last updated at ``start + floor(i * (end - start) / count)`` (ms; ``createdAt``
+        and ``endedAt`` a little before). Each has realistic content (a mix of outcomes, messages,
+        analysis, costs, a recording unless ``recording=False``) and ``campaignId`` when given.
+        ``call_type``: ``"outboundPhoneCall"``, ``"inboundPhoneCall"`` or ``"mixed"`` (one in four
+        inbound). ``start``/``end``: ISO 8601 strings or datetimes (naive: UTC). Returns
+        ``{count, firstId, lastId}``, plus ``ids`` (in ``updatedAt`` order) with ``ids=True``."""
+        body: dict[str, Any] = {
+            "count": count,
+            "start": start.isoformat() if isinstance(start, datetime) else start,
+            "end": end.isoformat() if isinstance(end, datetime) else end,
+            "type": call_type,
+            "recording": recording,
+            "returnIds": ids,
+        }
+        optional = {"assistantId": assistant_id, "phoneNumberId": phone_number_id, "campaignId": campaign_id}
+        body.update({k: v for k, v in optional.items() if v is not None})
+        answer = self._admin.post("/calls/seed", json=body, timeout=timeout)
+        answer.raise_for_status()
+        result: dict[str, Any] = answer.json()
         return result
 
     def wait_for(

@@ -12,6 +12,7 @@ from .constants import (
     DEFAULT_ANALYSIS_DELAY_S,
     DEFAULT_API_KEY,
     DEFAULT_CONCURRENCY_LIMIT,
+    DEFAULT_PRESIGNED_URL_TTL_S,
     DEFAULT_REQUEST_LOG_BYTES,
     DEFAULT_REQUEST_LOG_SIZE,
     DEFAULT_STRUCTURED_OUTPUT_DELAY_S,
@@ -24,6 +25,7 @@ _SETTABLE: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "concurrencyMode": ("concurrency_mode", str),
     "analysisDelaySeconds": ("analysis_delay_s", float),
     "structuredOutputDelaySeconds": ("structured_output_delay_s", float),
+    "presignedUrlTtlSeconds": ("presigned_url_ttl_s", float),
 }
 
 
@@ -37,6 +39,8 @@ class EngineConfig:
     concurrency_mode: str = "queue"
     analysis_delay_s: float = DEFAULT_ANALYSIS_DELAY_S
     structured_output_delay_s: float = DEFAULT_STRUCTURED_OUTPUT_DELAY_S
+    #: Real seconds (not divided by ``speed``) a presigned recording URL stays valid.
+    presigned_url_ttl_s: float = DEFAULT_PRESIGNED_URL_TTL_S
     request_log_size: int = DEFAULT_REQUEST_LOG_SIZE
     request_log_bytes: int = DEFAULT_REQUEST_LOG_BYTES
 
@@ -52,6 +56,8 @@ class EngineConfig:
             raise ValueError("analysis delay must be >= 0")
         if self.structured_output_delay_s < 0:
             raise ValueError("structured output delay must be >= 0")
+        if not self.presigned_url_ttl_s >= 0:
+            raise ValueError("presigned URL TTL must be >= 0")
 
     def to_wire(self) -> dict[str, Any]:
         """The admin API's view (camelCase, without the key)."""
@@ -61,6 +67,7 @@ class EngineConfig:
             "concurrencyMode": self.concurrency_mode,
             "analysisDelaySeconds": self.analysis_delay_s,
             "structuredOutputDelaySeconds": self.structured_output_delay_s,
+            "presignedUrlTtlSeconds": self.presigned_url_ttl_s,
             "requestLogSize": self.request_log_size,
             "requestLogBytes": self.request_log_bytes,
         }

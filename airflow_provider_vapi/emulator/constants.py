@@ -37,5 +37,10 @@ DEFAULT_REQUEST_LOG_SIZE = 10_000
 #: About how many bytes of request bodies the request log keeps (oldest dropped first).
 DEFAULT_REQUEST_LOG_BYTES = 64 * 1024 * 1024
 
+#: Real seconds (never divided by the speed) a presigned recording URL stays valid.
+DEFAULT_PRESIGNED_URL_TTL_S = 600.0
+#: Prefix of the presigned storage routes (not Vapi's API: capability URLs, no API key; S3-like).
+STORAGE_PREFIX = "/_storage"
+
 #: Prefix of the emulator's own admin API (never part of Vapi's API, never recorded).
 ADMIN_PREFIX = "/_emulator"

@@ -42,10 +42,10 @@ def place_calls(
                 raise bad_request(problem)
             failed.append({"customer": customer, "error": problem})
             continue
-        rec = _new_call(book, body, customer, customer_id, assistant, now, base_url)
+        rec = new_call(book, body, customer, customer_id, assistant, now, base_url)
         rec.output_plan = plan_outputs(rec.assistant)
-        blocked = _begin(book, rec, body, now) or blocked
-        results.append(book.json(rec))
+        blocked = begin(book, rec, body, now) or blocked
+        results.append(book.json(rec, now))
     if not batch:
         return json.loads(results[0])  # type: ignore[no-any-return]
     return {
@@ -59,7 +59,7 @@ def place_calls(
     }
 
 
-def _new_call(
+def new_call(
     book: CallBook,
     body: dict[str, Any],
     customer: dict[str, Any],
@@ -68,6 +68,7 @@ def _new_call(
     now: int,
     base_url: str,
 ) -> CallRecord:
+    """A new ``queued`` call to ``customer`` (not yet on its way: see :func:`begin`)."""
     call_id = str(uuid.uuid4())
     per_customer = customer.get("assistantOverrides") or {}
     effective = deep_merge(assistant, per_customer) if per_customer else assistant
@@ -103,7 +104,7 @@ def _new_call(
     return rec
 
 
-def _begin(book: CallBook, rec: CallRecord, body: dict[str, Any], now: int) -> bool:
+def begin(book: CallBook, rec: CallRecord, body: dict[str, Any], now: int) -> bool:
     """Set a new call on its way: scheduled, ended at once (a start error) or queued; True when
     the concurrency limit blocks it."""
     outcome = outcome_for(rec.customer.get("number"))

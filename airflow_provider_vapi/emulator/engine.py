@@ -11,18 +11,23 @@ through :meth:`Engine.now` and applies every due event before it answers.
 from __future__ import annotations
 
 import copy
+import heapq
 import threading
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from .config import EngineConfig
+from .constants import ASSISTANT_ID, PHONE_NUMBER_ID
 from .creation import place_calls
 from .directory import Directory, new_assistant
 from .errors import ApiError, bad_request, not_found
 from .lifecycle import CallBook
 from .listing import ListQuery
 from .outcomes import MANUALLY_CANCELED, SCHEDULED_CALL_DELETED
+from .recordings import ARTIFACT_NOT_FOUND
 from .records import CallRecord, iso
+from .seeding import inbound_body, inject_inbound, parse_seed, seed_calls
 from .store import SQLiteStore
 from .structured_outputs import OutputLibrary, run_outputs
 from .validation import create_call_errors, run_structured_output_errors, update_call_errors
@@ -152,9 +157,10 @@ class Engine:
 
     # -- Vapi API: calls ----------------------------------------------------------------------
 
-    def call_json(self, rec: CallRecord) -> bytes:
-        """The serialized ``Call``, cached until the call changes (the hot path of polling)."""
-        return self._book.json(rec)
+    def call_json(self, rec: CallRecord, now: int | None = None) -> bytes:
+        """The serialized ``Call``, cached until the call changes (the hot path of polling), with
+        presigned recording URLs valid from ``now`` (default: the clock)."""
+        return self._book.json(rec, self.now() if now is None else now)
 
     def get_call(self, call_id: str) -> bytes:
         """``GET /call/{id}``."""
@@ -162,18 +168,30 @@ class Engine:
             return self.call_json(self._current_call(call_id))
 
     def list_calls(self, query: ListQuery) -> bytes:
-        """``GET /call``: newest first by ``createdAt`` (ties: creation order), then ``limit``."""
+        """``GET /call``: newest first by ``createdAt`` (ties: creation order), then ``limit``.
+
+        One pass of integer comparisons over the calls (fast with 100,000 stored), then the
+        ``limit`` newest of those that pass; only the calls answered are rendered."""
+        (created_lo, created_hi), (updated_lo, updated_hi) = query.ms_ranges()
+        wanted = query.equal
         with self._lock:
             self.advance()
-            picked: list[CallRecord] = []
-            for rec in self._book.calls.values():
-                ids = {"id": rec.id, **{k: rec.echo.get(k) for k in ("assistantId", "phoneNumberId")}}
-                if all(ids[k] == v for k, v in query.equal.items()) and query.within(
-                    rec.created_ms, rec.updated_ms
-                ):
-                    picked.append(rec)
-            picked.sort(key=lambda r: (r.created_ms, r.seq), reverse=True)
-            return b"[" + b",".join(self.call_json(r) for r in picked[: query.limit]) + b"]"
+            calls = self._book.calls
+            candidates: Iterable[CallRecord] = calls.values()
+            if "id" in wanted:
+                found = calls.get(wanted["id"])
+                candidates = [found] if found is not None else []
+            picked = [
+                r
+                for r in candidates
+                if created_lo <= r.created_ms <= created_hi and updated_lo <= r.updated_ms <= updated_hi
+            ]
+            for key in ("assistantId", "phoneNumberId"):
+                if key in wanted:
+                    picked = [r for r in picked if r.echo.get(key) == wanted[key]]
+            newest = heapq.nlargest(query.limit, picked, key=lambda r: (r.created_ms, r.seq))
+            now = self.now()
+            return b"[" + b",".join(self.call_json(r, now) for r in newest) + b"]"
 
     def update_call(self, call_id: str, body: dict[str, Any]) -> bytes:
         """``PATCH /call/{id}``: only ``name`` can change."""
@@ -221,6 +239,61 @@ class Engine:
             )
             self._flush()
             return placed
+
+    # -- recordings ------------------------------------------------------------------------------
+
+    def recording_location(self, call_id: str, kind: str, base_url: str) -> str:
+        """Where ``GET /call/{id}/<kind>-recording`` redirects: a fresh presigned URL; a 404
+        ``Artifact not found.`` for an unknown call or one without a recording."""
+        with self._lock:
+            self.advance()
+            rec = self._book.calls.get(call_id)
+            if rec is None or not rec.has_recording:
+                raise ApiError(404, ARTIFACT_NOT_FOUND)
+            return self._book.presigned_url(rec, kind, base_url, self.now())
+
+    def check_presigned(self, call_id: str, kind: str, query: dict[str, str]) -> tuple[str, str] | None:
+        """Why a storage request may not read a recording (S3 code, message), or None."""
+        return self._book.presigner.check(call_id, kind, query, self.now())
+
+    def has_recording(self, call_id: str) -> bool:
+        """Whether the call exists and has a recording (the storage route's object exists)."""
+        with self._lock:
+            self.advance()
+            rec = self._book.calls.get(call_id)
+            return rec is not None and rec.has_recording
+
+    # -- calls that skip POST /call (admin) ------------------------------------------------------
+
+    def seed_calls(self, body: Any, base_url: str) -> dict[str, Any]:
+        """Create many ended calls at once (:func:`.seeding.seed_calls`): ``{count, firstId,
+        lastId}`` and ``ids`` when the body asks for them (``returnIds``)."""
+        spec = parse_seed(body, ASSISTANT_ID, PHONE_NUMBER_ID)
+        with self._lock:
+            self.advance()
+            assistant = self.directory.assistant_for({"assistantId": spec.assistant_id})
+            self.directory.check_phone_number({"phoneNumberId": spec.phone_number_id})
+            self.outputs.check_calls(assistant, [({}, None)])
+            ids = seed_calls(self._book, spec, assistant, self.outputs.plan_for, base_url)
+            self._flush()
+        answer: dict[str, Any] = {"count": len(ids), "firstId": ids[0] if ids else None}
+        answer["lastId"] = ids[-1] if ids else None
+        if spec.return_ids:
+            answer["ids"] = ids
+        return answer
+
+    def inject_inbound(self, body: Any, base_url: str) -> bytes:
+        """An inbound call (admin): on its way, or already ended (:func:`.seeding.inject_inbound`)."""
+        call, ended = inbound_body(body, ASSISTANT_ID, PHONE_NUMBER_ID)
+        with self._lock:
+            self.advance()
+            assistant = self.directory.assistant_for(call)
+            self.directory.check_phone_number(call)
+            self.outputs.check_calls(assistant, [(call["customer"], None)])
+            now = self.now()
+            rec = inject_inbound(self._book, call, assistant, now, base_url, self.outputs.plan_for, ended)
+            self._flush()
+            return self.call_json(rec, now)
 
     # -- Vapi API: assistants and phone numbers -----------------------------------------------
 

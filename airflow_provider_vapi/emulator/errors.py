@@ -11,6 +11,7 @@ INVALID_KEY_MESSAGE = (
 _REASONS = {
     400: "Bad Request",
     401: "Unauthorized",
+    403: "Forbidden",
     404: "Not Found",
     429: "Too Many Requests",
     500: "Internal Server Error",

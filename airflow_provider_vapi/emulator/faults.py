@@ -20,8 +20,12 @@ equal to that value), so a rule can hit ``GET /call?createdAtGe=...`` and spare
 * ``garbage:KIND`` ("2xx with a broken body"): the request IS processed (a create creates) and
   answered with the route's own status (200/201 for a good request) but a broken body:
   ``garbage:html`` an HTML page (``text/html``), ``garbage:null`` the JSON ``null``,
-  ``garbage:truncated`` the real JSON body cut in half (still ``application/json``);
+  ``garbage:truncated`` the real body cut in half, keeping its type (``application/json``, or
+  ``audio/wav`` on the storage route);
 * ``ok``: no fault (useful inside a sequence).
+
+The presigned storage route (``/_storage/recordings/...``, :mod:`.recordings`) takes rules like
+any Vapi route (``path: "/_storage/*"``); its status faults answer S3's XML error body.
 
 A rule either fires at a ``rate`` (probability per matching request, seeded for repeatability) or
 plays a ``sequence`` of actions, one per matching request, and is then used up. Spec strings, as

@@ -28,7 +28,8 @@ from typing import Any
 from . import content, output_results
 from .config import EngineConfig
 from .outcomes import CONCURRENCY_LIMIT_MESSAGE, CONCURRENCY_LIMIT_REACHED, outcome_for
-from .records import CallRecord, WireCache
+from .recordings import Presigner, fill
+from .records import CallRecord, WireCache, iso
 
 
 class CallBook:
@@ -38,6 +39,7 @@ class CallBook:
         self.config = config
         self.calls: dict[str, CallRecord] = {}
         self._wire = WireCache()
+        self.presigner = Presigner()
         self._heap: list[tuple[int, int, str, str]] = []
         self._waiters: deque[str] = deque()
         self._occupied: set[str] = set()
@@ -60,9 +62,18 @@ class CallBook:
         self.calls[rec.id] = rec
         self._dirty.add(rec.id)
 
-    def json(self, rec: CallRecord) -> bytes:
-        """The serialized ``Call``, cached until the call changes."""
-        return self._wire.get(rec)
+    def json(self, rec: CallRecord, now: int) -> bytes:
+        """The serialized ``Call`` (cached until the call changes), with presigned recording URLs
+        valid from ``now`` for the configured TTL (real seconds) when it has a recording."""
+        data = self._wire.get(rec)
+        if rec.has_recording:
+            expires = now + int(self.config.presigned_url_ttl_s * 1000)
+            data = fill(data, self.presigner.fields(rec.base_url, rec.id, expires, iso(expires)))
+        return data
+
+    def presigned_url(self, rec: CallRecord, kind: str, base: str, now: int) -> str:
+        """A fresh presigned URL of the recording ``kind`` of ``rec``, valid from ``now``."""
+        return self.presigner.url(base, rec.id, kind, now + int(self.config.presigned_url_ttl_s * 1000))
 
     def forget_json(self, call_id: str) -> None:
         """Drop the cached ``Call`` of ``call_id`` (changed behind the state machine's back)."""
@@ -202,13 +213,11 @@ class CallBook:
         plan = rec.assistant.get("analysisPlan") or {}
         assert rec.ended_reason is not None
         rec.analysis = content.analysis(plan, rec.seed, rec.customer, rec.variables, rec.ended_reason)
-        self._charge(rec, *content.analysis_costs(rec.analysis))
+        self.charge(rec, *content.analysis_costs(rec.analysis))
         self.touch(rec, at)
 
     @staticmethod
-    def _charge(
-        rec: CallRecord, items: list[dict[str, Any]], breakdown: dict[str, Any], total: float
-    ) -> None:
+    def charge(rec: CallRecord, items: list[dict[str, Any]], breakdown: dict[str, Any], total: float) -> None:
         """Add analysis cost ``items`` to ``costs``, ``breakdown`` to ``analysisCostBreakdown``."""
         rec.costs = [*rec.costs, *items]
         if rec.cost_breakdown is not None:
@@ -243,7 +252,7 @@ class CallBook:
         for job in output_results.take_due(rec, at):
             output_results.write(rec, job["results"], job["skipped"], job["at"])
             if job["billed"]:
-                self._charge(rec, *output_results.output_costs(job["results"]))
+                self.charge(rec, *output_results.output_costs(job["results"]))
             self.touch(rec, job["at"])
 
     # -- whole-book operations ------------------------------------------------------------------

@@ -27,6 +27,8 @@ TIME_FILTERS = (
     "updatedAtLe",
 )
 DEFAULT_LIMIT = 100
+#: Beyond any millisecond timestamp (an open end of :meth:`ListQuery.ms_ranges`).
+UNBOUNDED = 2**62
 MAX_LIMIT = 1000
 #: The list routes' own equality filters (beside ``limit`` and the time filters).
 ID_FILTERS: dict[str, tuple[str, ...]] = {
@@ -67,6 +69,24 @@ class ListQuery:
             if not ok:
                 return False
         return True
+
+    def ms_ranges(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """The time bounds as inclusive millisecond ranges ``(createdAt, updatedAt)``: an object
+        passes :meth:`within` exactly when ``lo <= its ms <= hi`` for both (cheap to test on many)."""
+        ranges = {"createdAt": [-UNBOUNDED, UNBOUNDED], "updatedAt": [-UNBOUNDED, UNBOUNDED]}
+        for name, op, bound in self.bounds:
+            low, high = ranges[name]
+            if op == "Gt":
+                low = max(low, bound // 1000 + 1)
+            elif op == "Ge":
+                low = max(low, -(-bound // 1000))
+            elif op == "Lt":
+                high = min(high, -(-bound // 1000) - 1)
+            else:
+                high = min(high, bound // 1000)
+            ranges[name] = [low, high]
+        created, updated = ranges["createdAt"], ranges["updatedAt"]
+        return (created[0], created[1]), (updated[0], updated[1])
 
     def within_iso(self, obj: dict[str, Any]) -> bool:
         """:meth:`within` for an object carrying ``createdAt``/``updatedAt`` as ISO strings."""

@@ -13,9 +13,10 @@ from urllib.parse import parse_qsl
 
 from .asgi import ASGIApp, Message, Receive, Scope, Send, breaking, error_response, recording, replaying
 from .bodies import checked_body, read_body
-from .constants import ADMIN_PREFIX
+from .constants import ADMIN_PREFIX, STORAGE_PREFIX
 from .engine import iso
 from .errors import INVALID_KEY_MESSAGE, ApiError, reason_phrase
+from .recordings import storage_error
 from .redaction import redact
 from .runtime import Runtime
 
@@ -27,6 +28,9 @@ _FAULT_MESSAGES = {
     503: "Service Unavailable. Please try again later.",
 }
 HEALTH_PATH = f"{ADMIN_PREFIX}/health"
+#: The presigned storage routes: recorded and open to faults, but no API key (a capability URL
+#: carries its own signature) and no body checks (S3 ignores a GET's body).
+_STORAGE = f"{STORAGE_PREFIX}/"
 _ABANDONED = "Service Unavailable: the emulator was reset before this late request was processed."
 
 
@@ -59,7 +63,9 @@ class EmulatorMiddleware:
             return
         entry = _log_entry(scope, body)
         self.runtime.log.add(entry, len(raw))
-        if not scope["path"].startswith("/control/") and not self._authorized(scope):
+        if scope["path"].startswith(_STORAGE):
+            problem = None
+        elif not scope["path"].startswith("/control/") and not self._authorized(scope):
             entry["status"] = 401
             await error_response(401, INVALID_KEY_MESSAGE)(scope, receive, send)
             return
@@ -96,9 +102,15 @@ class EmulatorMiddleware:
     async def _refuse(
         status: int, retry_after: float, entry: dict[str, Any], scope: Scope, receive: Receive, send: Send
     ) -> None:
-        """A status fault: Vapi's error body at once, nothing processed."""
+        """A status fault: Vapi's error body at once (S3's XML one on the storage routes), nothing
+        processed."""
         headers = {"Retry-After": str(math.ceil(retry_after))} if status == 429 else None
         entry["status"] = status
+        if scope["path"].startswith(_STORAGE):
+            answer = storage_error(status)
+            answer.headers.update(headers or {})
+            await answer(scope, receive, send)
+            return
         message = _FAULT_MESSAGES.get(status, reason_phrase(status))
         await error_response(status, message, headers)(scope, receive, send)
 
@@ -147,9 +159,12 @@ class EmulatorMiddleware:
 def _log_entry(scope: Scope, body: Any) -> dict[str, Any]:
     """The request-log entry of a request, its secrets redacted (status and fault filled in later).
 
-    ``fingerprints`` maps the path of each redacted secret to :func:`.redaction.fingerprint` of it."""
+    ``fingerprints`` maps the path of each redacted secret to :func:`.redaction.fingerprint` of it;
+    ``authorization`` says whether the request carried an ``Authorization`` header (never its value:
+    how a test proves the API key was not sent to a presigned storage URL)."""
     redacted, fingerprints = redact(body)
     return {
+        "authorization": any(name == b"authorization" for name, _ in scope["headers"]),
         "method": scope["method"],
         "path": scope["path"],
         "query": dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)),

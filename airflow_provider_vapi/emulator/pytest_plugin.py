@@ -14,7 +14,8 @@ Fixtures:
     the test. Yields the handle: ``.url``, ``.api_key``, ``.assistant_id``, ``.phone_number_id``,
     ``.requests(method=None, path=None)``, ``.fault(...)``, ``.faults([...])``, ``.configure(...)``,
     ``.calls()``, ``.call(id)``, ``.wait_for(id, ...)``, ``.reset()``,
-    ``.create_structured_output(name, schema)``, ``.run_structured_output(call_ids, id)`` ...
+    ``.create_structured_output(name, schema)``, ``.run_structured_output(call_ids, id)``,
+    ``.inject_inbound_call(number, ...)``, ``.seed_calls(count, start, end, ...)`` ...
 
 ``vapi_emulator_factory`` (function)
     ``factory(**options) -> EmulatorHandle`` starts a dedicated emulator with special start-up

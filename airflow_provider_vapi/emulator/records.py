@@ -10,6 +10,11 @@ from typing import Any
 
 from . import content
 from .constants import ORG_ID
+from .recordings import PRESIGN_SLOT, recording_enabled, stable_fields
+
+#: How many serialized calls :class:`WireCache` keeps (the oldest dropped first): polling reads a
+#: few calls over and over; a listing of 100,000 seeded calls must not keep them all twice.
+WIRE_CACHE_SIZE = 20_000
 
 
 def iso(ms: int) -> str:
@@ -17,7 +22,7 @@ def iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
-@dataclass
+@dataclass(slots=True)
 class CallRecord:
     """One call: what was asked, its fixed timeline lengths, and where it is now."""
 
@@ -58,13 +63,25 @@ class CallRecord:
     outputs_updated_ms: int | None = None
     skipped_outputs: dict[str, Any] | None = None
     output_jobs: list[dict[str, Any]] = field(default_factory=list)
+    #: ``outboundPhoneCall`` (``POST /call``, seeded calls) or ``inboundPhoneCall`` (injected).
+    call_type: str = "outboundPhoneCall"
+
+    @property
+    def base_url(self) -> str:
+        """The emulator's URL as the call's creator reached it (that of ``monitor.controlUrl``)."""
+        return self.control_url.rsplit("/control/", 1)[0]
+
+    @property
+    def has_recording(self) -> bool:
+        """Ended after a conversation, with recording enabled (:mod:`.recordings`)."""
+        return self.status == "ended" and bool(self.messages) and recording_enabled(self.assistant)
 
     def to_wire(self) -> dict[str, Any]:
         """The ``Call`` object as Vapi answers it."""
         call: dict[str, Any] = {
             "id": self.id,
             "orgId": ORG_ID,
-            "type": "outboundPhoneCall",
+            "type": self.call_type,
             "createdAt": iso(self.created_ms),
             "updatedAt": iso(self.updated_ms),
             "status": self.status,
@@ -103,6 +120,9 @@ class CallRecord:
             artifact["structuredOutputsLastUpdatedAt"] = iso(self.outputs_updated_ms)
         if self.skipped_outputs:
             artifact["skippedStructuredOutputs"] = self.skipped_outputs
+        if self.has_recording:
+            artifact.update(stable_fields(self.base_url, self.id))
+            artifact[PRESIGN_SLOT] = 0  # the presigned URLs, new in every response (.recordings.fill)
         return artifact
 
     def to_row(self) -> dict[str, Any]:
@@ -117,16 +137,21 @@ class CallRecord:
 
 
 class WireCache:
-    """Serialized ``Call`` objects, kept until their call changes (the hot path of polling)."""
+    """Serialized ``Call`` objects, kept until their call changes (the hot path of polling); at
+    most ``size`` of them, the oldest cached dropped first. A call with a recording keeps the
+    presign slot (:data:`.recordings.PRESIGN_SLOT`): its presigned URLs are new in every answer."""
 
-    def __init__(self) -> None:
+    def __init__(self, size: int = WIRE_CACHE_SIZE) -> None:
         self._data: dict[str, bytes] = {}
+        self._size = size
 
     def get(self, rec: CallRecord) -> bytes:
         """``rec`` as compact JSON, from the cache when it has not changed since."""
         data = self._data.get(rec.id)
         if data is None:
             data = json.dumps(rec.to_wire(), separators=(",", ":")).encode()
+            if len(self._data) >= self._size:
+                del self._data[next(iter(self._data))]
             self._data[rec.id] = data
         return data
 

@@ -24,6 +24,7 @@ from .constants import (
     DEFAULT_API_KEY,
     DEFAULT_CONCURRENCY_LIMIT,
     DEFAULT_HOST,
+    DEFAULT_PRESIGNED_URL_TTL_S,
     DEFAULT_REQUEST_LOG_BYTES,
     DEFAULT_REQUEST_LOG_SIZE,
     DEFAULT_STRUCTURED_OUTPUT_DELAY_S,
@@ -66,6 +67,7 @@ def build_runtime(
     fault_seed: int | None = None,
     request_log_size: int = DEFAULT_REQUEST_LOG_SIZE,
     request_log_bytes: int = DEFAULT_REQUEST_LOG_BYTES,
+    presigned_url_ttl: float = DEFAULT_PRESIGNED_URL_TTL_S,
 ) -> Any:
     """A :class:`~.runtime.Runtime` from start-up options (imported only when serving)."""
     from .engine import Engine, EngineConfig
@@ -81,6 +83,7 @@ def build_runtime(
         structured_output_delay_s=structured_output_delay,
         request_log_size=request_log_size,
         request_log_bytes=request_log_bytes,
+        presigned_url_ttl_s=presigned_url_ttl,
     )
     faults = FaultBook(seed=fault_seed)
     method, _, path = fault_match.strip().partition(" ")

@@ -36,6 +36,8 @@ _CONDITION_FIELDS = {
 }
 #: ``StructuredOutputRunDTO.callIds``: how many calls one run may name.
 MAX_RUN_CALLS = 100
+#: The 400 of a route whose ``{id}`` is not a uuid (NestJS ``ParseUUIDPipe``).
+UUID_MESSAGE = "Validation failed (uuid is expected)"
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 

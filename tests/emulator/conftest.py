@@ -91,6 +91,22 @@ def get_call(http: httpx.Client, call_id: str) -> dict[str, Any]:
     return data
 
 
+PRESIGNED = (
+    "presignedMonoUrl",
+    "presignedStereoUrl",
+    "presignedAssistantUrl",
+    "presignedCustomerUrl",
+    "presignedUrlsExpiresAt",
+)
+
+
+def stable(call: dict[str, Any]) -> dict[str, Any]:
+    """``call`` without its presigned recording URLs (new in every answer, as on Vapi): what two
+    reads of an unchanged call agree on."""
+    artifact = {k: v for k, v in (call.get("artifact") or {}).items() if k not in PRESIGNED}
+    return {**call, "artifact": artifact} if "artifact" in call else dict(call)
+
+
 def error(answer: httpx.Response, status: int = 400) -> str | list[str]:
     """Assert a NestJS-shaped error and return its message."""
     assert answer.status_code == status, answer.text
