@@ -16,6 +16,10 @@ from typing import Any
 import pytest
 from hypothesis import settings as hypothesis_settings
 
+# A real PostgreSQL server (Debian's package) that the session starts on loopback: the
+# ``postgres_server`` and ``postgres_uri`` fixtures (tests/pg_server.py).
+pytest_plugins = ["tests.pg_server"]
+
 # Before anything imports Airflow: a private home, no examples, SQLite in that home.
 _HOME = Path(tempfile.mkdtemp(prefix="vapi-airflow-home-"))
 os.environ.setdefault("AIRFLOW_HOME", str(_HOME))

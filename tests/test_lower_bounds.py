@@ -21,8 +21,8 @@ from packaging.version import Version
 
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
 LOWEST = os.environ.get("VAPI_LOWEST_DEPS") == "1"
-#: Extras whose packages the lowest leg installs (``.[dev]``, which pulls in ``emulator``).
-TESTED_EXTRAS = ("emulator", "dev")
+#: Extras whose packages the lowest leg installs (``.[dev]``, which pulls in ``emulator`` and ``parquet``).
+TESTED_EXTRAS = ("emulator", "dev", "parquet")
 
 
 def lower_bound(requirement: Requirement) -> Version | None:
