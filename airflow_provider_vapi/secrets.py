@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -100,6 +101,19 @@ def _leaf_copy(node: Any) -> Any:
         return node
 
 
+#: Values that hold nothing to walk into (strings are looked at: they may be a secret or JSON).
+_PLAIN: Final = (int, float, bool, type(None))
+
+
+def _classify_any(key: object, creds: bool) -> tuple[bool, bool]:
+    """Whether ``key``'s value is a secret, and whether it opens ``credentials``."""
+    return is_secret_key(key, in_credentials=creds), _opens_credentials(key)
+
+
+#: A body repeats the same few hundred keys thousands of times (an export walks 100,000 calls).
+_classify = functools.lru_cache(maxsize=16384)(_classify_any)
+
+
 class _Walker:
     """The one walker: a deep copy of a body with every secret string passed through ``replace``."""
 
@@ -132,9 +146,14 @@ class _Walker:
     def mapping(self, node: Mapping[Any, Any], depth: int, secret: bool, creds: bool, level: int) -> Any:
         out: dict[Any, Any] = {}
         for key, value in node.items():
-            is_secret = secret or is_secret_key(key, in_credentials=creds)
-            inside = creds or _opens_credentials(key)
-            out[key] = self.walk(value, depth=depth + 1, secret=is_secret, creds=inside, level=level)
+            if type(value) in _PLAIN:
+                out[key] = value  # a number, bool or None is never a secret (the hot path)
+                continue
+            key_secret, opens = _classify(key, creds) if type(key) is str else _classify_any(key, creds)
+            inside = creds or opens
+            out[key] = self.walk(
+                value, depth=depth + 1, secret=secret or key_secret, creds=inside, level=level
+            )
         return out
 
     def secret_string(self, value: str) -> str:
