@@ -31,7 +31,7 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-vapi",
         "name": "Vapi",
-        "description": "Vapi voice-AI phone calls: place calls, wait for them, load what they learned.",
+        "description": "Vapi voice-AI phone calls: place calls, wait for them, land what they learned in your storage.",
         "versions": [__version__],
         "integrations": [
             {
@@ -47,6 +47,8 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_provider_vapi.operators",
                     "airflow_provider_vapi.structured_outputs",
+                    "airflow_provider_vapi.call_export",
+                    "airflow_provider_vapi.warehouse",
                 ],
             }
         ],

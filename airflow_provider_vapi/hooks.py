@@ -5,21 +5,24 @@ driven by the blocking driver for workers or the async one (``a``-prefixed twins
 :mod:`airflow_provider_vapi.transport` documents that protocol once, and holds the drivers, the
 retrying request and the errors. Creating a call is :mod:`airflow_provider_vapi.idempotency`'s
 operation: it never sends a create again while an earlier attempt may have created the call.
+Recordings are the one streamed download: :mod:`airflow_provider_vapi.downloads` (redirect, then a
+presigned URL fetched without the API key).
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 import httpx
 from airflow.providers.common.compat.sdk import BaseHook
 from pydantic import ValidationError
 
-from airflow_provider_vapi import extraction, idempotency
+from airflow_provider_vapi import downloads, extraction, idempotency
 from airflow_provider_vapi.exceptions import VapiError, VapiInvalidRequestError
 from airflow_provider_vapi.links import dashboard_url
 from airflow_provider_vapi.models import Call, CallBatchResponse, CreateCallRequest
@@ -78,6 +81,7 @@ class VapiHook(BaseHook):
         self._client: httpx.Client | None = None
         self._aclient: httpx.AsyncClient | None = None
         self._aclient_loop: asyncio.AbstractEventLoop | None = None
+        self._storage = downloads.Storage()
 
     # -- connection -----------------------------------------------------------------------------
 
@@ -149,6 +153,7 @@ class VapiHook(BaseHook):
         return self._aclient
 
     def close(self) -> None:
+        self._storage.close()
         if self._client is not None:
             self._client.close()
             self._client = None
@@ -231,6 +236,27 @@ class VapiHook(BaseHook):
     async def alist_calls(self, limit: int | None = None, **filters: Any) -> list[Call]:
         """Async twin of :meth:`list_calls`."""
         return await self._arun(self._list_calls_op(limit, filters))
+
+    def iter_call_pages(
+        self, *, updated_from: datetime, updated_to: datetime, **filters: Any
+    ) -> Iterator[list[dict[str, Any]]]:
+        """The calls updated in ``[updated_from, updated_to)`` (raw JSON), a page at a time, oldest
+        first, each page sorted by ``(updatedAt, id)``: one page in memory whatever the count.
+
+        A full page is not used but split in halves (:mod:`~.paging`), so the windows yielded never
+        overlap and each call comes once, provided ``updated_to`` is in the past: a call changed
+        during the listing moves past it rather than into another window.
+        """
+        wanted = {k: v for k, v in filters.items() if v is not None}
+        windows = [Window("updatedAt", wanted, updated_from, updated_to)]
+        while windows:
+            window = windows.pop()
+            step = Send("GET", "/call", params=window.params())
+            page = self._run(self._read_op(step, list[dict[str, Any]]))
+            if len(page) >= PAGE_MAX:
+                windows.extend(reversed(window.split([parse_ts(c["updatedAt"]) for c in page])))
+            elif page:
+                yield sorted(page, key=lambda c: (parse_ts(c["updatedAt"]), str(c.get("id"))))
 
     # -- calls: create --------------------------------------------------------------------------
 
@@ -345,6 +371,30 @@ class VapiHook(BaseHook):
     async def adelete_call(self, call_id: str) -> Call | None:
         """Async twin of :meth:`delete_call`."""
         return await self._arun(self._delete_call_op(call_id))
+
+    # -- recordings -----------------------------------------------------------------------------
+
+    def download_recording(
+        self, call_id: str, sinks: downloads.SinkFactory, kind: str = "mono"
+    ) -> downloads.Downloaded | None:
+        """Write a call's recording (``mono``, ``stereo``, ``customer`` or ``assistant``) into a
+        fresh sink from ``sinks()`` per attempt; ``None`` when the call has no such recording. The
+        API key is never sent to the storage host (:mod:`~.downloads`)."""
+        settings = self.settings
+        return downloads.download(
+            partial(self._run_locate, call_id, kind),
+            self._storage.client(settings.timeout),
+            sinks,
+            policy=settings.policy,
+            log=self.log,
+            what=f"the {kind} recording of call {call_id}",
+        )
+
+    def _run_locate(self, call_id: str, kind: str) -> downloads.Located | None:
+        settings = self.settings
+        return self._run(
+            downloads.locate_op(call_id, kind, policy=settings.policy, conn_id=settings.conn_id, log=self.log)
+        )
 
     # -- other resources ------------------------------------------------------------------------
 

@@ -33,9 +33,15 @@ def load_dag(dag_id: str, body: str) -> Any:
     return module.dag
 
 
-def run_dag(dag_id: str, body: str) -> Any:
-    """``dag.test()`` a DAG written by a test; returns the DagRun."""
-    return load_dag(dag_id, body).test()
+def run_dag(dag_id: str, body: str, logical_date: Any = None) -> Any:
+    """``dag.test()`` a DAG written by a test (at ``logical_date`` when given); returns the DagRun."""
+    dag = load_dag(dag_id, body)
+    if logical_date is None:
+        return dag.test()
+    try:
+        return dag.test(logical_date=logical_date)
+    except TypeError:  # Airflow 2
+        return dag.test(execution_date=logical_date)
 
 
 def states(dag_run: Any) -> dict[tuple[str, int], str]:

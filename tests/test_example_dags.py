@@ -26,6 +26,7 @@ DAG_IDS = {
     "vapi_outbound_survey",
     "vapi_appointment_reminders",
     "vapi_structured_output_backfill",
+    "vapi_daily_export",
 }
 
 # Short waits against a fast emulator; read when the examples' helper module is first imported.

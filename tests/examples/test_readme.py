@@ -54,6 +54,9 @@ def test_readme_starts_with_the_two_commands(readme):
         ("CallStatusSensor", "airflow_provider_vapi.sensors.CallStatusSensor"),
         ("CallStatusTrigger", "airflow_provider_vapi.triggers.CallStatusTrigger"),
         ("VapiHook", "airflow_provider_vapi.hooks.VapiHook"),
+        ("RunStructuredOutputOperator", "airflow_provider_vapi.operators.RunStructuredOutputOperator"),
+        ("ExportCallsOperator", "airflow_provider_vapi.operators.ExportCallsOperator"),
+        ("LoadCallsOperator", "airflow_provider_vapi.operators.LoadCallsOperator"),
     ],
 )
 def test_reference_tables_document_exactly_the_parameters(readme, heading, path):

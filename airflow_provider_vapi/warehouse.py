@@ -1,0 +1,186 @@
+"""``LoadCallsOperator``: export files into a table of any Airflow SQL connection, one row per call.
+
+The table is :mod:`~.call_rows`' row, keyed by call id. Loading is an upsert that never goes back
+in time: a row is replaced only by a version of the call at least as new (``updated_at``), so a
+file loaded twice changes nothing, and an old file loaded after a newer one (a late backfill)
+cannot undo it. One transaction per load: a failure halfway leaves the table as it was.
+
+PostgreSQL and SQLite (``INSERT ... ON CONFLICT (id) DO UPDATE ... WHERE``) are tested; other
+databases go through the hook's own ``insert_rows(replace=True)`` (create the table yourself).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from itertools import islice
+from typing import TYPE_CHECKING, Any, Final
+
+from airflow.providers.common.compat.sdk import AirflowFailException, BaseHook, BaseOperator
+
+from airflow_provider_vapi.call_files import read_rows
+from airflow_provider_vapi.call_rows import COLUMN_NAMES, COLUMNS, as_text_times
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+DEFAULT_TABLE: Final = "vapi_calls"
+BATCH_ROWS: Final = 1000
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$")
+#: Column types per dialect; any other database gets the portable ones (and should bring its table).
+TYPES: Final[dict[str, dict[str, str]]] = {
+    "postgresql": {"text": "TEXT", "time": "TIMESTAMPTZ", "number": "DOUBLE PRECISION", "json": "JSONB"},
+    "sqlite": {"text": "TEXT", "time": "TEXT", "number": "REAL", "json": "TEXT"},
+}
+UPSERT_DIALECTS: Final = frozenset(TYPES)
+
+
+def check_table(table: str) -> str:
+    if not _IDENTIFIER.match(table):
+        raise AirflowFailException(
+            f"table={table!r} is not a plain table name: use letters, digits and _ (optionally "
+            "schema.table), e.g. 'vapi_calls' or 'analytics.vapi_calls'."
+        )
+    return table
+
+
+def dialect_of(hook: Any) -> str:
+    """``postgresql``, ``sqlite`` or what the hook says it is."""
+    name = str(getattr(hook, "dialect_name", "") or getattr(hook, "conn_type", "") or "").lower()
+    return "postgresql" if name in ("postgres", "postgresql") else name
+
+
+def create_table_sql(table: str, dialect: str) -> str:
+    types = TYPES.get(dialect, TYPES["sqlite"])
+    columns = ",\n  ".join(
+        f"{c.name} {types[c.kind]}" + (" PRIMARY KEY" if c.name == "id" else "") for c in COLUMNS
+    )
+    return f"CREATE TABLE IF NOT EXISTS {table} (\n  {columns}\n)"
+
+
+def upsert_sql(table: str, placeholder: str) -> str:
+    """One row's upsert, newest ``updated_at`` winning (PostgreSQL 9.5+, SQLite 3.24+)."""
+    names = ", ".join(COLUMN_NAMES)
+    values = ", ".join([placeholder] * len(COLUMN_NAMES))
+    updates = ", ".join(f"{c} = excluded.{c}" for c in COLUMN_NAMES if c != "id")
+    return (
+        f"INSERT INTO {table} ({names}) VALUES ({values}) ON CONFLICT (id) DO UPDATE SET {updates} "
+        f"WHERE {table}.updated_at IS NULL OR excluded.updated_at >= {table}.updated_at"
+    )
+
+
+def source_paths(source: Any) -> list[str]:
+    """Export files from what ``ExportCallsOperator`` returned (one summary, a list of them from a
+    mapped export), or paths as text."""
+    if isinstance(source, str | bytes) or source is None:
+        items: list[Any] = [source] if source else []
+    elif isinstance(source, Mapping):
+        items = [source]
+    else:
+        items = list(source)
+    paths = []
+    for item in items:
+        path = item.get("path") if isinstance(item, Mapping) else item
+        if not isinstance(path, str) or not path:
+            raise AirflowFailException(
+                f"source={item!r} is not an export: give ExportCallsOperator's output (export.output) "
+                "or the path of an export file."
+            )
+        paths.append(path)
+    return paths
+
+
+def batches(rows: Iterable[Mapping[str, Any]], size: int) -> Iterator[list[tuple[Any, ...]]]:
+    iterator = iter(rows)
+    while batch := list(islice(iterator, size)):
+        yield [tuple(row.get(name) for name in COLUMN_NAMES) for row in batch]
+
+
+class LoadCallsOperator(BaseOperator):
+    """Upsert exported calls into a SQL table (any ``common.sql`` connection), one row per call.
+
+    :param source: what ``ExportCallsOperator`` returned (``export.output``; a mapped export's list
+        too), or export file path(s) (templated).
+    :param conn_id: the Airflow connection of the database (``postgres``, ``sqlite`` ...).
+    :param table: the table (templated), created if missing when ``create_table``.
+    :param create_table: ``CREATE TABLE IF NOT EXISTS`` with the documented columns first.
+    :param storage_conn_id: the Airflow connection for reading the files (``aws_default`` ...).
+    """
+
+    template_fields: Sequence[str] = ("source", "conn_id", "table", "storage_conn_id")
+    ui_color = "#e8f4ea"
+
+    def __init__(
+        self,
+        *,
+        source: Any,
+        conn_id: str,
+        table: str = DEFAULT_TABLE,
+        create_table: bool = True,
+        storage_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.source = source
+        self.conn_id = conn_id
+        self.table = table
+        self.create_table = create_table
+        self.storage_conn_id = storage_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_vapi.call_export import storage_path
+
+        table = check_table(self.table)
+        paths = source_paths(self.source)
+        hook = BaseHook.get_hook(self.conn_id)
+        dialect = dialect_of(hook)
+        rows = (row for path in paths for row in read_rows(storage_path(path, self.storage_conn_id or None)))
+        if dialect in UPSERT_DIALECTS:
+            read, changed = self._upsert(hook, table, dialect, rows)
+        else:
+            read, changed = self._replace(hook, table, rows), None
+        self.log.info(
+            "Loaded %d calls from %d files into %s (%s rows changed)", read, len(paths), table, changed
+        )
+        return {"table": table, "files": len(paths), "rows": read, "changed": changed}
+
+    def _upsert(self, hook: Any, table: str, dialect: str, rows: Iterable[dict[str, Any]]) -> tuple[int, int]:
+        sql = upsert_sql(table, hook.placeholder)
+        if dialect == "sqlite":
+            rows = (as_text_times(row) for row in rows)
+        read = changed = 0
+        conn = hook.get_conn()
+        try:
+            cursor = conn.cursor()
+            if self.create_table:
+                cursor.execute(create_table_sql(table, dialect))
+            for batch in batches(rows, BATCH_ROWS):
+                cursor.executemany(sql, batch)
+                read += len(batch)
+                changed += max(cursor.rowcount, 0)
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        finally:
+            conn.close()
+        return read, changed
+
+    def _replace(self, hook: Any, table: str, rows: Iterable[dict[str, Any]]) -> int:
+        counted = 0
+
+        def tally() -> Iterator[tuple[Any, ...]]:
+            nonlocal counted
+            for batch in batches(rows, BATCH_ROWS):
+                counted += len(batch)
+                yield from batch
+
+        hook.insert_rows(
+            table,
+            tally(),
+            target_fields=list(COLUMN_NAMES),
+            commit_every=BATCH_ROWS,
+            replace=True,
+            replace_index="id",
+        )
+        return counted
