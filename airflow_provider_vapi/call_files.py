@@ -21,7 +21,7 @@ from typing import IO, Any, Final, Literal, Protocol
 from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_vapi.call_rows import COLUMNS, call_row
-from airflow_provider_vapi.secrets import redact_secrets
+from airflow_provider_vapi.secrets import stored_call
 
 Format = Literal["jsonl", "parquet"]
 FORMATS: Final[tuple[str, ...]] = ("jsonl", "parquet")
@@ -51,21 +51,9 @@ def file_name(after: datetime, before: datetime, fmt: Format) -> str:
     return f"calls_{stamp(after)}_{stamp(before)}.{fmt}"
 
 
-def stored(call: Mapping[str, Any]) -> dict[str, Any]:
-    """The call as a file keeps it: secrets redacted, and without the presigned recording links
-    (``artifact.presigned*``): they are a credential to the audio until they expire, then dead,
-    and new in every answer, so a file holding them would differ at each export of the same call.
-    The stable recording URLs stay; the recordings themselves are :mod:`~.recordings`'."""
-    data: dict[str, Any] = redact_secrets(dict(call))
-    artifact = data.get("artifact")
-    if isinstance(artifact, dict):
-        data["artifact"] = {k: v for k, v in artifact.items() if not k.startswith("presigned")}
-    return data
-
-
 def line(call: Mapping[str, Any]) -> bytes:
-    """One JSON Lines record: :func:`stored`, keys in Vapi's order."""
-    return json.dumps(stored(call), ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    """One JSON Lines record: the call as :func:`.secrets.stored_call` keeps it, keys in Vapi's order."""
+    return json.dumps(stored_call(call), ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
 
 class Writer(Protocol):

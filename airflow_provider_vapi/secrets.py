@@ -30,6 +30,7 @@ __all__ = [
     "mask",
     "maskable",
     "redact_secrets",
+    "stored_call",
 ]
 
 #: What :func:`redact_secrets` puts in place of a secret (and of what it cannot walk: a cycle,
@@ -246,3 +247,15 @@ def redact_secrets(node: Any) -> Any:
         return _Walker(lambda _: REDACTED).walk(node)
     except Exception:
         return REDACTED
+
+
+def stored_call(call: Mapping[str, Any]) -> dict[str, Any]:
+    """A call's JSON as the provider stores it anywhere (XCom, export files): secrets redacted,
+    and without the presigned recording links (``artifact.presigned*``), which are a credential to
+    the audio until they expire (then dead), and new in every answer. The stable recording URLs
+    stay."""
+    data: dict[str, Any] = redact_secrets(dict(call))
+    artifact = data.get("artifact")
+    if isinstance(artifact, dict):
+        data["artifact"] = {k: v for k, v in artifact.items() if not str(k).startswith("presigned")}
+    return data

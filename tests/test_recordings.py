@@ -200,3 +200,22 @@ def test_a_call_id_that_is_a_path_writes_nothing(tmp_path):
         fate, size, error = copy_one(None, call, "mono", tmp_path)  # type: ignore[arg-type]
         assert (fate, size) == ("failed", 0) and "not a call id" in str(error)
     assert list(tmp_path.rglob("*")) == []
+
+
+def test_no_presigned_link_reaches_xcom_even_in_full_form(vapi_emulator):
+    """A presigned URL opens the audio to whoever reads it until it expires: the wait's XCom keeps
+    the stable recording URL, never the presigned ones, in every ``xcom_detail``."""
+    import json
+
+    from airflow_provider_vapi.hooks import VapiHook
+    from airflow_provider_vapi.results import call_result
+
+    vapi_emulator.seed_calls(5, *WINDOW)
+    call_id = sorted(recorded(vapi_emulator))[0]
+    hook = VapiHook()
+    call = hook.get_call(call_id)
+    assert "presignedMonoUrl" in (call.artifact or {})  # Vapi (the emulator) does send them
+    for detail in ("compact", "transcript", "full"):
+        text = json.dumps(call_result(call, detail))  # type: ignore[arg-type]
+        assert "presigned" not in text and "signature=" not in text, detail
+    assert call_result(call, "full")["artifact"]["recording"]["mono"]["combinedUrl"]

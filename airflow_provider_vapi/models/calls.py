@@ -17,7 +17,7 @@ from pydantic.alias_generators import to_camel
 
 from airflow_provider_vapi.outcomes import CallOutcome, classify_ended_reason
 from airflow_provider_vapi.paging import iso
-from airflow_provider_vapi.secrets import redact_secrets
+from airflow_provider_vapi.secrets import stored_call
 
 
 class CallStatus(StrEnum):
@@ -172,9 +172,10 @@ class Call(_ResponseModel):
         Secrets Vapi echoes back are replaced by ``***`` (:func:`.secrets.redact_secrets`): the Call
         repeats the request, so a transient ``phoneNumber.twilioAuthToken``, an inline assistant's
         ``server.headers.X-Vapi-Secret`` or ``credentials[].apiKey`` would otherwise land in the
-        metadata database, readable by anyone who can see the task's XCom.
+        metadata database, readable by anyone who can see the task's XCom. The presigned recording
+        links are left out for the same reason (:func:`.secrets.stored_call`).
         """
-        data: dict[str, Any] = redact_secrets(self.model_dump(by_alias=True, exclude_unset=True, mode="json"))
+        data = stored_call(self.model_dump(by_alias=True, exclude_unset=True, mode="json"))
         data["outcome"] = self.outcome.value
         return data
 
