@@ -16,31 +16,27 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, ObjectStoragePath
+from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
 
-from airflow_provider_vapi.call_files import Committing, Format, check_format, file_name
+from airflow_provider_vapi.call_files import (
+    FORMATS,
+    Committing,
+    Format,
+    check_format,
+    file_name,
+    storage_path,
+)
+from airflow_provider_vapi.downloads import check_kinds
 from airflow_provider_vapi.exceptions import VapiError
 from airflow_provider_vapi.hooks import VapiHook
-from airflow_provider_vapi.paging import iso, parse_ts
-from airflow_provider_vapi.recordings import RecordingReport, check_kinds, copy_recordings
+from airflow_provider_vapi.paging import iso, parse_param_ts
+from airflow_provider_vapi.recordings import RecordingReport, copy_recordings
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
 T = TypeVar("T")
 CALL_TYPES = ("inboundPhoneCall", "outboundPhoneCall", "webCall", "vapi.websocketCall")
-
-
-def _bound(value: Any, name: str) -> datetime:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    try:
-        return parse_ts(str(value))
-    except ValueError:
-        raise AirflowFailException(
-            f"{name}={value!r} is not a date-time: give ISO 8601 text ('2026-11-25T00:00:00Z'), a "
-            "datetime, or leave it out to use the run's data interval."
-        ) from None
 
 
 def read_ahead(pages: Iterator[T]) -> Iterator[T]:
@@ -51,19 +47,6 @@ def read_ahead(pages: Iterator[T]) -> Iterator[T]:
         while (page := upcoming.result()) is not None:
             upcoming = pool.submit(next, pages, None)
             yield page
-
-
-def storage_path(path: Any, conn_id: str | None) -> Any:
-    """``path`` as an ObjectStoragePath (a URL such as ``s3://bucket/vapi``, or a local path)."""
-    if isinstance(path, ObjectStoragePath):
-        return path
-    try:
-        return ObjectStoragePath(str(path), conn_id=conn_id)
-    except TypeError as exc:  # Airflow 2.11's ObjectStoragePath with universal-pathlib 0.3+
-        raise AirflowFailException(
-            f"path={path!r}: Airflow's ObjectStoragePath refused it ({exc}). On Airflow 2.11 install "
-            "with Airflow's constraints file (universal-pathlib<0.3), or give a local path without file://."
-        ) from None
 
 
 class ExportCallsOperator(BaseOperator):
@@ -124,8 +107,8 @@ class ExportCallsOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if format not in ("jsonl", "parquet"):
-            raise ValueError(f"format={format!r} is not one of 'jsonl', 'parquet'.")
+        if format not in FORMATS:
+            raise ValueError(f"format={format!r} is not one of {', '.join(map(repr, FORMATS))}.")
         if call_type is not None and call_type not in CALL_TYPES and "{{" not in call_type:
             raise ValueError(f"call_type={call_type!r} is not one of {', '.join(CALL_TYPES)}.")
         self.path = path
@@ -144,20 +127,16 @@ class ExportCallsOperator(BaseOperator):
 
     def window(self, context: Context) -> tuple[datetime, datetime]:
         """``[after, before)``: the parameters, else the run's data interval; cut at now."""
-        after = self.updated_after or context.get("data_interval_start")
-        before = self.updated_before or context.get("data_interval_end")
-        if (
-            not after
-            or not before
-            or (not self.updated_after and not self.updated_before and after == before)
-        ):
+        start = parse_param_ts(self.updated_after or context.get("data_interval_start"), "updated_after")
+        end = parse_param_ts(self.updated_before or context.get("data_interval_end"), "updated_before")
+        given = self.updated_after or self.updated_before
+        if start is None or end is None or (not given and start == end):
             raise AirflowFailException(
                 "This run has no data interval to export (a manual run, or a cron schedule, which "
                 "Airflow 3 runs with CronTriggerTimetable: its intervals are empty). Schedule with "
                 "CronDataIntervalTimetable('@daily', timezone='UTC') (or CronTriggerTimetable(..., "
                 "interval=timedelta(days=1))), or give updated_after and updated_before."
             )
-        start, end = _bound(after, "updated_after"), _bound(before, "updated_before")
         now = datetime.now(UTC)
         if end > now:
             self.log.warning(

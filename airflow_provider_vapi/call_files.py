@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import IO, Any, Final, Literal, Protocol
 
-from airflow.providers.common.compat.sdk import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException, ObjectStoragePath
 
 from airflow_provider_vapi.call_rows import COLUMNS, call_row
 from airflow_provider_vapi.secrets import stored_call
@@ -38,6 +38,25 @@ def check_format(value: str) -> Format:
         except ImportError:
             raise AirflowFailException(PARQUET_HINT) from None
     return value  # type: ignore[return-value]
+
+
+def storage_path(path: Any, conn_id: str | None) -> Any:
+    """``path`` as an ObjectStoragePath (a URL such as ``s3://bucket/vapi``, or a local path)."""
+    if isinstance(path, ObjectStoragePath):
+        return path
+    try:
+        return ObjectStoragePath(str(path), conn_id=conn_id)
+    except TypeError as exc:  # Airflow 2.11's ObjectStoragePath with universal-pathlib 0.3+
+        raise AirflowFailException(
+            f"path={path!r}: Airflow's ObjectStoragePath refused it ({exc}). On Airflow 2.11 install "
+            "with Airflow's constraints file (universal-pathlib<0.3), or give a local path without file://."
+        ) from None
+
+
+def temporary_for(target: Any) -> Any:
+    """Where a file is written before it is renamed to ``target``: beside it, hidden, and unique to
+    this writer (two workers writing the same file at once never share one)."""
+    return target.parent / f".{target.name}.part-{uuid.uuid4().hex[:12]}"
 
 
 def stamp(value: datetime) -> str:
@@ -110,7 +129,7 @@ class Committing:
 
     def __init__(self, target: Any, fmt: Format) -> None:
         self.target = target
-        self.temporary = target.parent / f".{target.name}.part-{uuid.uuid4().hex[:12]}"
+        self.temporary = temporary_for(target)
         target.parent.mkdir(parents=True, exist_ok=True)
         out = self.temporary.open("wb")
         self.writer: Writer = _Parquet(out) if fmt == "parquet" else _JsonLines(out)

@@ -20,16 +20,26 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from functools import partial
 from typing import IO, Any, Final
 
 import httpx
 
 from airflow_provider_vapi.exceptions import VapiConnectionError, VapiResponseError
 from airflow_provider_vapi.retries import RetryPolicy, is_retryable_status
-from airflow_provider_vapi.transport import Attempts, Log, Op, Send, Sleep, describe, raise_for
+from airflow_provider_vapi.transport import (
+    Attempts,
+    ConnectionSettings,
+    Log,
+    Op,
+    Send,
+    Sleep,
+    describe,
+    raise_for,
+)
 
 #: The recordings a call can have, and the route that redirects to each.
 RECORDING_ROUTES: Final[dict[str, str]] = {
@@ -59,19 +69,33 @@ class Downloaded:
     content_type: str
 
 
-class Storage:
-    """The hook's client for storage hosts, made on first use: no credentials and no base URL (a
-    presigned URL authorises itself), shared by the threads that download recordings."""
+class Recordings:
+    """A hook's recording downloads: its client for storage hosts (made on first use, no
+    credentials and no base URL: a presigned URL authorises itself; shared by the threads that
+    download) and the locate-then-fetch of :func:`download`, with the hook's driver and settings."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, run: Callable[[Op[Any]], Any], settings: Callable[[], ConnectionSettings], log: Any
+    ) -> None:
+        self._run, self._settings, self._log = run, settings, log
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
 
-    def client(self, timeout: float) -> httpx.Client:
+    def download(self, call_id: str, kind: str, sinks: SinkFactory) -> Downloaded | None:
+        settings = self._settings()
         with self._lock:
             if self._client is None:
-                self._client = httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=True)
-            return self._client
+                self._client = httpx.Client(timeout=httpx.Timeout(settings.timeout), follow_redirects=True)
+            storage = self._client
+        what = f"the {check_kinds(kind)[0]} recording of call {call_id}"
+        locate = partial(self._locate, call_id, kind)
+        return download(locate, storage, sinks, policy=settings.policy, log=self._log, what=what)
+
+    def _locate(self, call_id: str, kind: str) -> Located | None:
+        settings = self._settings()
+        op = locate_op(call_id, kind, policy=settings.policy, conn_id=settings.conn_id, log=self._log)
+        result: Located | None = self._run(op)
+        return result
 
     def close(self) -> None:
         with self._lock:
@@ -84,16 +108,20 @@ class _Expired(Exception):
     """The presigned URL was refused (expired or revoked): ask Vapi for a new one."""
 
 
-def check_kind(kind: str) -> str:
-    if kind not in RECORDING_ROUTES:
-        raise ValueError(f"recording kind {kind!r} is not one of {', '.join(map(repr, RECORDING_ROUTES))}.")
-    return kind
+def check_kinds(kinds: str | Sequence[str]) -> tuple[str, ...]:
+    """``kinds`` (one or several of :data:`RECORDING_ROUTES`) as a tuple; a clear error otherwise."""
+    chosen = (kinds,) if isinstance(kinds, str) else tuple(kinds)
+    if not chosen or any(k not in RECORDING_ROUTES for k in chosen):
+        raise ValueError(
+            f"recordings={list(chosen)!r}: each must be one of {', '.join(map(repr, RECORDING_ROUTES))}."
+        )
+    return chosen
 
 
 def locate_op(call_id: str, kind: str, *, policy: RetryPolicy, conn_id: str, log: Log) -> Op[Located | None]:
     """``GET /call/{id}/<kind>-recording`` read without following it: ``None`` when the call has no
     such recording (404), else where it is. Transient failures are retried within ``policy``."""
-    step = Send("GET", f"/call/{call_id}/{RECORDING_ROUTES[check_kind(kind)]}")
+    step = Send("GET", f"/call/{call_id}/{RECORDING_ROUTES[check_kinds(kind)[0]]}")
     attempts = Attempts(policy)
     while True:
         reply = yield step

@@ -15,7 +15,6 @@ import asyncio
 import uuid
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import Any, TypeVar
 
 import httpx
@@ -81,7 +80,7 @@ class VapiHook(BaseHook):
         self._client: httpx.Client | None = None
         self._aclient: httpx.AsyncClient | None = None
         self._aclient_loop: asyncio.AbstractEventLoop | None = None
-        self._storage = downloads.Storage()
+        self._recordings = downloads.Recordings(self._run, lambda: self.settings, self.log)
 
     # -- connection -----------------------------------------------------------------------------
 
@@ -153,7 +152,7 @@ class VapiHook(BaseHook):
         return self._aclient
 
     def close(self) -> None:
-        self._storage.close()
+        self._recordings.close()
         if self._client is not None:
             self._client.close()
             self._client = None
@@ -380,21 +379,7 @@ class VapiHook(BaseHook):
         """Write a call's recording (``mono``, ``stereo``, ``customer`` or ``assistant``) into a
         fresh sink from ``sinks()`` per attempt; ``None`` when the call has no such recording. The
         API key is never sent to the storage host (:mod:`~.downloads`)."""
-        settings = self.settings
-        return downloads.download(
-            partial(self._run_locate, call_id, kind),
-            self._storage.client(settings.timeout),
-            sinks,
-            policy=settings.policy,
-            log=self.log,
-            what=f"the {kind} recording of call {call_id}",
-        )
-
-    def _run_locate(self, call_id: str, kind: str) -> downloads.Located | None:
-        settings = self.settings
-        return self._run(
-            downloads.locate_op(call_id, kind, policy=settings.policy, conn_id=settings.conn_id, log=self.log)
-        )
+        return self._recordings.download(call_id, kind, sinks)
 
     # -- other resources ------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from airflow_provider_vapi.exceptions import VapiError
+from airflow_provider_vapi.exceptions import VapiError, VapiInvalidRequestError
 
 PAGE_MAX = 1000
 _TICK = timedelta(milliseconds=1)
@@ -43,6 +43,20 @@ def parse_ts_or_none(value: Any) -> datetime | None:
         return parse_ts(value)
     except ValueError:
         return None
+
+
+def parse_param_ts(value: Any, name: str) -> datetime | None:
+    """A date-time parameter of an operator (ISO text or a datetime; naive means UTC): ``None`` when
+    it is empty, an error naming ``name`` (before any request) when it is not a date-time."""
+    if value is None or value == "":
+        return None
+    stamp = parse_ts_or_none(value)
+    if stamp is None:
+        raise VapiInvalidRequestError(
+            f"{name}={value!r} is not a date and time: give ISO 8601 text "
+            "('2026-11-01T00:00:00+00:00') or a datetime, e.g. '{{ data_interval_start }}'."
+        )
+    return stamp
 
 
 class PagingError(VapiError, ValueError):

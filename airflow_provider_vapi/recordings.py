@@ -12,14 +12,13 @@ missing. The HTTP side (redirect, presigned URL without the API key, expiry) is
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, Final, Literal
 
-from airflow_provider_vapi.downloads import RECORDING_ROUTES
+from airflow_provider_vapi.call_files import temporary_for
 from airflow_provider_vapi.exceptions import VapiError
 from airflow_provider_vapi.paging import parse_ts_or_none
 
@@ -32,16 +31,6 @@ DEFAULT_SUFFIX: Final = ".wav"
 _SAFE_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 
 Fate = Literal["copied", "present", "without", "pending", "failed"]
-
-
-def check_kinds(kinds: str | Sequence[str]) -> tuple[str, ...]:
-    chosen = (kinds,) if isinstance(kinds, str) else tuple(kinds)
-    unknown = [k for k in chosen if k not in RECORDING_ROUTES]
-    if unknown or not chosen:
-        raise ValueError(
-            f"recordings={list(chosen)!r}: each must be one of {', '.join(map(repr, RECORDING_ROUTES))}."
-        )
-    return chosen
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -102,7 +91,7 @@ class RecordingReport:
 
 def _sinks(target: Any) -> tuple[Callable[[], Any], Any]:
     """A factory of fresh sinks writing a temporary file next to ``target``, and that file."""
-    temporary = target.parent / f".{target.name}.part-{uuid.uuid4().hex[:12]}"
+    temporary = temporary_for(target)
 
     @contextmanager
     def sink() -> Iterator[IO[bytes]]:

@@ -20,7 +20,7 @@ from airflow_provider_vapi.exceptions import VapiError, VapiRunUnresolvedError
 from airflow_provider_vapi.extraction import OutputRef
 from airflow_provider_vapi.hooks import VapiHook
 from airflow_provider_vapi.models import Call
-from airflow_provider_vapi.paging import parse_ts_or_none
+from airflow_provider_vapi.paging import parse_param_ts
 from airflow_provider_vapi.templating import VapiTemplating, render_native
 from airflow_provider_vapi.waiting import CallWaitMixin, WaitEvent, default_deferrable, normalize_call_ids
 
@@ -190,8 +190,8 @@ class RunStructuredOutputOperator(VapiTemplating, CallWaitMixin, BaseOperator):
                     "outputs run on ended calls. Wait for them first (CallStatusSensor)."
                 )
             return calls
-        after = _when(self.created_after, "created_after")
-        before = _when(self.created_before, "created_before") or datetime.now(UTC)
+        after = parse_param_ts(self.created_after, "created_after")
+        before = parse_param_ts(self.created_before, "created_before") or datetime.now(UTC)
         assistant = self.assistant_id or None  # a template of an empty param renders ""
         listed = self.hook.list_calls(None, createdAtGe=after, createdAtLt=before, assistantId=assistant)
         ended = [c for c in listed if c.is_ended]
@@ -268,15 +268,3 @@ def _inline_name(definition: Any, task_id: str) -> str:
             "(e.g. {'type': 'boolean'})."
         )
     return name
-
-
-def _when(value: Any, name: str) -> datetime | None:
-    if value is None or value == "":
-        return None
-    stamp = parse_ts_or_none(value)
-    if stamp is None:
-        raise AirflowFailException(
-            f"{name}={value!r} is not a date and time: give ISO 8601 text "
-            "('2026-11-01T00:00:00+00:00') or a datetime, e.g. '{{ data_interval_start }}'."
-        )
-    return stamp

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseHook, BaseOperator
 
-from airflow_provider_vapi.call_files import read_rows
+from airflow_provider_vapi.call_files import read_rows, storage_path
 from airflow_provider_vapi.call_rows import COLUMN_NAMES, COLUMNS, as_text_times
 
 if TYPE_CHECKING:
@@ -128,8 +128,6 @@ class LoadCallsOperator(BaseOperator):
         self.storage_conn_id = storage_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_vapi.call_export import storage_path
-
         table = check_table(self.table)
         paths = source_paths(self.source)
         hook = BaseHook.get_hook(self.conn_id)

@@ -130,7 +130,7 @@ def test_bad_parameters_fail_before_any_request(vapi_emulator, tmp_path):
     vapi_emulator.clear_requests()
     with pytest.raises(AirflowFailException, match="updated_after must be before"):
         export(tmp_path, DAY, DAY)
-    with pytest.raises(AirflowFailException, match="is not a date-time"):
+    with pytest.raises(AirflowFailException, match="is not a date and time"):
         export(tmp_path, "yesterday", DAY)  # type: ignore[arg-type]
     with pytest.raises(AirflowFailException, match="no data interval"):
         ExportCallsOperator(task_id="export", path=str(tmp_path)).execute({})

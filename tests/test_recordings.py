@@ -125,12 +125,10 @@ def test_a_body_cut_short_is_downloaded_again(vapi_emulator, tmp_path, fault):
     vapi_emulator.fault(fault, method="GET", path=STORAGE, times=1)
     result = export(tmp_path)
     assert result["recordings"]["copied"] == len(recorded(vapi_emulator))
-    sizes = {f.stat().st_size for f in audio_files(tmp_path)}
     assert len(storage_gets(vapi_emulator)) == len(audio_files(tmp_path)) + 1
     for f in audio_files(tmp_path):
         with wave.open(str(f)) as audio:  # a cut file would not open (or hold fewer frames)
             assert audio.getnframes() * audio.getsampwidth() * audio.getnchannels() + 44 == f.stat().st_size
-    assert len(sizes) >= 1
 
 
 def test_a_recording_that_keeps_failing_fails_the_task_and_a_retry_copies_only_it(vapi_emulator, tmp_path):
