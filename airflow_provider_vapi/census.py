@@ -4,7 +4,8 @@ The shared poll (:mod:`airflow_provider_vapi.watcher`) learns of *changes*; a de
 stops appearing, so a trigger the poll covers would wait for it until its deadline, or forever
 without one. Now and then (:func:`census_interval`) the watcher therefore lists every call created
 since the oldest call it watches (``GET /call?createdAtGe=...``, paged past 1,000: one or two
-requests for a campaign, whatever the number of waiting tasks). A watched call missing from that
+requests for a campaign, whatever the number of waiting tasks; only ids are looked at, see
+:mod:`airflow_provider_vapi.feed`). A watched call missing from that
 complete listing is *suspect*: its triggers read it directly, and Vapi's 404 ends their wait with
 an error that names the call. A deleted call thus ends its wait within one census interval (at
 most ``max(10 x poll_interval, 60 s)``) and one poll interval.
@@ -16,6 +17,7 @@ import time
 from collections.abc import Container, Iterable
 from datetime import datetime
 
+from airflow_provider_vapi.feed import alist_wanted
 from airflow_provider_vapi.hooks import VapiHook
 from airflow_provider_vapi.models import Call
 
@@ -56,5 +58,6 @@ class Census:
         counted = dict(self.created)
         if not counted:
             return set()
-        listed = {c.id for c in await hook.alist_calls(createdAtGe=min(counted.values()))}
+        filters = {"createdAtGe": min(counted.values())}
+        listed = (await alist_wanted(hook, filters, counted, models=False)).ids
         return {call_id for call_id in counted if call_id not in listed and call_id in self.created}

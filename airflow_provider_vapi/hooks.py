@@ -236,6 +236,11 @@ class VapiHook(BaseHook):
         """Async twin of :meth:`list_calls`."""
         return await self._arun(self._list_calls_op(limit, filters))
 
+    async def alist_calls_page(self, params: Mapping[str, Any]) -> bytes:
+        """One ``GET /call`` answer as the raw JSON array Vapi sent (retried like any read): the shared
+        poll decodes it a call at a time and keeps only the calls it waits for (``feed.py``)."""
+        return await self._arun(self._read_op(Send("GET", "/call", params=dict(params)), bytes))
+
     def iter_call_pages(
         self, *, updated_from: datetime, updated_to: datetime, **filters: Any
     ) -> Iterator[list[dict[str, Any]]]:

@@ -38,16 +38,23 @@ class Subscription:
         "closed",
         "floor",
         "interval",
+        "read_first",
     )
 
-    def __init__(self, watcher: CallWatcher, call_ids: Iterable[str], interval: float) -> None:
+    def __init__(
+        self, watcher: CallWatcher, call_ids: Iterable[str], interval: float, *, read_first: bool = True
+    ) -> None:
         self._watcher = watcher
+        #: Must the trigger read its calls directly before it waits? Otherwise the watcher's next
+        #: poll hands it their state (or asks it to read them, by :meth:`suspect`).
+        self.read_first = read_first
         self.call_ids = set(call_ids)
         self.interval = interval
         self._changed = asyncio.Event()
         self._inbox: dict[str, Call] = {}
         self._suspects: set[str] = set()
-        #: ``time.monotonic()`` when the last complete direct read of the calls started.
+        #: ``time.monotonic()`` when the last complete direct read of the calls started (or the poll
+        #: whose listing held them all, see :meth:`listed`).
         self.checked_at: float | None = None
         #: The oldest ``updatedAt`` that direct read returned.
         self.floor: datetime | None = None
@@ -68,7 +75,7 @@ class Subscription:
             first = self.checked_at is None
             self.checked_at = started
             self.floor = min(stamps) if stamps and len(stamps) == len(calls) else None
-            self._watcher.read_done(first)
+            self._watcher.read_done(self, first)
         return calls
 
     async def awaited(self, call: Call) -> AwaitedResults:
@@ -87,9 +94,13 @@ class Subscription:
         return self._watcher.covers(self)
 
     def fallback_interval(self, interval: float) -> float:
-        """How long after its last direct read an uncovered trigger reads again: its own interval,
-        or a few while the watcher is still starting (its first answer will likely cover it)."""
-        return interval * 3 if self._watcher.starting else interval
+        """How long after its last direct read (or its start) an uncovered trigger reads again: its
+        own interval; as long as a poll may take while the watcher is starting or its next poll is
+        to tell the calls' state (that answer will cover it; a failed poll wakes the trigger at
+        once, see :meth:`notify_health`)."""
+        watcher = self._watcher
+        fresh = self.checked_at is None and not self.read_first and not watcher.failing
+        return watcher.poll_timeout(interval) + interval if watcher.starting or fresh else interval
 
     def take(self) -> dict[str, Call]:
         """The newest delivered state of each call that changed since the last take."""
@@ -120,6 +131,14 @@ class Subscription:
         self._inbox[call.id] = call
         self._changed.set()
 
+    def listed(self, started: float, stamps: list[datetime]) -> None:
+        """A poll that started at ``started`` listed every one of the calls (and delivered them):
+        as good as a direct read started then (see :meth:`get_calls`)."""
+        first = self.checked_at is None
+        self.checked_at = started
+        self.floor = min(stamps) if len(stamps) == len(self.call_ids) and stamps else None
+        self._watcher.read_done(self, first)
+
     def suspect(self, call_id: str) -> None:
         """The watcher's census no longer lists this call (deleted?): the trigger must read it."""
         self._suspects.add(call_id)
@@ -131,5 +150,5 @@ class Subscription:
         return suspects
 
     def notify_health(self) -> None:
-        """The watcher's health changed: wake the trigger to re-judge :meth:`covered`."""
+        """The watcher's poll failed (or it stopped): wake the trigger to re-judge :meth:`covered`."""
         self._changed.set()

@@ -427,7 +427,12 @@ def validate(
 def read_as(
     expect: Any, step: Send, reply: httpx.Response, conn_id: str, call_id: str | None, retried: int
 ) -> Any:
-    """The 2xx ``reply`` read as ``expect``: :func:`decode_json`, then :func:`validate` for a model."""
+    """The 2xx ``reply`` read as ``expect``: :func:`decode_json`, then :func:`validate` for a model;
+    ``bytes``: the raw body of a JSON array, left for the caller to decode (``feed.py``)."""
+    if expect is bytes:
+        if reply.content.lstrip()[:1] != b"[":
+            raise unreadable_error(step, reply, conn_id, call_id, "not a JSON array", retried)
+        return reply.content
     origin = get_origin(expect) or expect
     top: type[dict[Any, Any]] | type[list[Any]] | None = None
     if origin is not None:

@@ -2,10 +2,11 @@
 
 Every trigger of one triggerer process that uses the same connection shares one poll of Vapi's
 change feed (:mod:`airflow_provider_vapi.watcher`): a thousand waiting tasks cost about one
-``GET /call?updatedAtGt=...`` per interval instead of a thousand ``GET /call/{id}``. A trigger
-still reads its calls directly when it starts (they may already be over) and whenever the shared
-poll cannot vouch for them (it failed, or it started after the trigger last looked), so the result
-is the same as polling each call: the same events, the same data, the same deadline.
+``GET /call?updatedAtGt=...`` per interval instead of a thousand ``GET /call/{id}``. A starting
+trigger takes its calls' state from the poll's next listing (one trigger per watcher reads its
+calls to learn Vapi's clock), and reads them directly whenever the poll cannot vouch for them (a
+call quiet for longer than the listing reaches back, a failed poll): the result is the same as
+polling each call: the same events, the same data, the same deadline.
 
 Fully async, side-effect free (it may run more than once, e.g. after a triggerer restart, and
 re-created from its kwargs it simply goes on waiting), bounded by a wall-clock deadline so
@@ -50,7 +51,7 @@ COVERED_RECHECK_FACTOR = 10.0
 class _WaitState:
     """What one run of the trigger remembers: little, so a thousand waiting tasks stay cheap."""
 
-    __slots__ = ("awaited", "ended", "failing_since", "last_read", "unsettled")
+    __slots__ = ("awaited", "ended", "failing_since", "last_read", "reads", "unsettled")
 
     def __init__(self, call_ids: list[str]) -> None:
         #: The calls not settled yet -> ``updatedAt`` of the newest state judged (older ones are
@@ -62,8 +63,10 @@ class _WaitState:
         self.awaited: dict[str, AwaitedResults] = {}
         #: ``time.time()`` of the first of the direct reads failing in a row, else ``None``.
         self.failing_since: float | None = None
-        #: ``time.monotonic()`` when the last direct read ended.
+        #: ``time.monotonic()`` when the last direct read ended (or the wait began, without one).
         self.last_read = 0.0
+        #: Direct reads so far (a 404 after one means the call was deleted while we waited).
+        self.reads = 0
 
     def pending(self) -> list[str]:
         return list(self.unsettled)
@@ -173,7 +176,9 @@ class CallStatusTrigger(BaseTrigger):
         state = _WaitState(list(dict.fromkeys(self.call_ids)))
         # Subscribe before the first read: a change the shared poll sees from now on reaches us.
         sub = subscribe(self.vapi_conn_id, state.pending(), self.poll_interval)
-        read_due = True
+        # Most triggers take their calls' first state from the shared poll's listing (watcher.py).
+        read_due = sub.read_first
+        state.last_read = 0.0 if read_due else time.monotonic()
         try:
             while True:
                 failed = await self._read_directly(state, sub) if read_due else None
@@ -207,7 +212,7 @@ class CallStatusTrigger(BaseTrigger):
         except (VapiConnectionError, VapiAPIError) as exc:
             transient = isinstance(exc, VapiConnectionError | VapiResponseError)
             if not transient and not is_retryable_status(exc.status_code or 0):
-                gone = isinstance(exc, VapiNotFoundError) and state.last_read > 0
+                gone = isinstance(exc, VapiNotFoundError) and state.reads > 0
                 said = f"Vapi call {exc.call_id} no longer exists: it was deleted while this task waited for it. "
                 return self._event(WaitStatus.ERROR, (said if gone else "") + str(exc), state.pending())
             state.failing_since = state.failing_since or time.time()
@@ -220,6 +225,7 @@ class CallStatusTrigger(BaseTrigger):
             # Like a poll loop that sleeps after each check: the next direct read is due an
             # interval after this one *ended*, however long it queued.
             state.last_read = time.monotonic()
+            state.reads += 1
 
     def _final_event(self, state: _WaitState) -> TriggerEvent | None:
         """``success`` when nothing is left to wait for, ``timeout`` past the deadline, else None."""

@@ -6,19 +6,23 @@ that uses the same connection subscribes to one :class:`CallWatcher`, which asks
 interval what changed (``GET /call?updatedAtGt=<cursor>``, paged by time windows past 1,000) and
 hands each changed call to exactly the subscriptions that wait for it.
 
-Correctness rests on four rules:
+Correctness rests on these rules:
 
-* **The cursor is Vapi's time, never ours.** It is derived from ``updatedAt`` values Vapi has
-  returned, so a skewed triggerer clock cannot make it skip changes. Each poll reaches back
-  :data:`OVERLAP` behind the newest ``updatedAt`` seen (rows stamped before they were visible,
-  Vapi servers' own skew) and the overlap is de-duplicated by ``(id, updatedAt)``. Once a stamp
-  has been known for OVERLAP seconds (measured as a duration, so skew-free) the cursor moves up
-  to it, and a quiet account is not listed over and over.
-* **A subscriber knows what it may rely on.** It subscribes *before* it reads its calls directly,
-  and is *covered* (may stop reading them itself) only when the watcher is healthy and its own
-  direct read either started after the watcher's current run chose its first cursor, or returned
-  ``updatedAt`` values no older than that cursor. Every later change then has a newer ``updatedAt``
-  than the cursor and reaches it.
+* **The cursor is Vapi's time, never ours**, and reaches back an overlap: the rules of
+  :mod:`airflow_provider_vapi.cursor`.
+* **A subscriber knows what it may rely on.** It subscribes *before* it learns the state of its
+  calls, and is *covered* (may stop reading them itself) only when the watcher is healthy and that
+  state came from a look that started after the watcher's current run chose its first cursor (or
+  showed ``updatedAt`` values no older than that cursor). Every later change then has a newer
+  ``updatedAt`` than the cursor and reaches it.
+* **Start-up costs a listing, not a read per trigger.** The first subscriber of a new watcher
+  reads its calls directly (a *probe*: it tells the watcher Vapi's clock); the others wait for the
+  first poll, which starts :data:`GATHER_SECONDS` later so a triggerer's burst of new triggers is
+  in, and lists everything changed in the :data:`BOOTSTRAP_HORIZON` before the newest ``updatedAt``
+  seen. A subscriber all of whose calls that listing held takes their state from it and is
+  covered; one with a call it did not hold (quiet for longer) reads its calls directly. A trigger
+  joining a running watcher does the same with the next poll. While the poll fails, new
+  subscribers read directly at once.
 * **A deleted call is noticed.** The change feed never mentions a deleted call, so the watcher
   takes a census of its calls now and then (:mod:`airflow_provider_vapi.census`) and makes the
   triggers of a missing call read it directly, which ends their wait with Vapi's 404.
@@ -37,11 +41,13 @@ import asyncio
 import logging
 import time
 import weakref
-from collections import Counter, deque
-from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 
 from airflow_provider_vapi.census import Census
+from airflow_provider_vapi.cursor import BOOTSTRAP_HORIZON, OVERLAP, Cursor
+from airflow_provider_vapi.feed import Listing, alist_wanted
 from airflow_provider_vapi.hooks import VapiHook
 from airflow_provider_vapi.models import Call
 from airflow_provider_vapi.paging import PagingError
@@ -51,13 +57,13 @@ from airflow_provider_vapi.subscription import Subscription
 
 log = logging.getLogger(__name__)
 
-#: How far behind the newest ``updatedAt`` seen each poll starts again.
-OVERLAP = timedelta(seconds=5)
-#: A new watcher run never starts its cursor further back than this before the newest ``updatedAt``
-#: seen: a subscriber whose calls last changed earlier reads them directly once more instead.
-BOOTSTRAP_HORIZON = timedelta(minutes=10)
-#: Direct reads in flight at once per watcher (the startup check of a thousand triggers).
+#: Direct reads in flight at once per watcher.
 DIRECT_READ_CONCURRENCY = 8
+#: A new watcher's first poll waits this long (at most one interval) after its probe read, so
+#: the triggers a triggerer starts together are subscribed when it lists.
+GATHER_SECONDS = 1.0
+#: Subscribers woken between two turns of the event loop (each then runs its trigger a little).
+WAKE_SLICE = 256
 #: After this many failed polls in a row the watcher starts a new run (a fresh cursor).
 RESTART_AFTER_FAILURES = 10
 
@@ -73,7 +79,10 @@ class CallWatcher:
         self.vapi_conn_id = vapi_conn_id
         self.loop = loop
         self._subs: set[Subscription] = set()
-        self._unchecked = 0  # subscribers yet to finish their first direct read
+        self._unchecked = 0  # subscribers whose calls' state is not known yet
+        self._probes = 0  # subscribers reading directly to learn Vapi's clock (see module doc)
+        self._fresh: set[Subscription] = set()  # the next poll tells their calls' state
+        self._gather_until: float | None = None
         self._intervals: Counter[float] = Counter()  # subscribers by the interval they ask for
         self._min_interval = float("inf")
         self._by_call: dict[str, set[Subscription]] = {}
@@ -84,20 +93,15 @@ class CallWatcher:
         self._client_ready = False
         self._task: asyncio.Task[None] | None = None
         self._wakeup = asyncio.Event()
-        # The current run: its first cursor, when it was chosen, the cursor now.
-        self._first_cursor: datetime | None = None
+        # The current run: its cursor, and when its first cursor was chosen.
+        self._cursor = Cursor()
         self._covers_from: float | None = None
-        self._cursor: datetime | None = None
         self._healthy = False
         self._failing = False
         self._started_at = time.monotonic()
         self._failures = 0
         #: The newest ``updatedAt`` Vapi has shown this watcher (polls and direct reads alike).
         self._newest_seen: datetime | None = None
-        #: Watched calls delivered with ``updatedAt`` still inside the overlap: de-duplication.
-        self._recent: dict[str, datetime] = {}
-        #: ``(newest updatedAt of a poll, time.monotonic() it was first seen)``, increasing.
-        self._marks: deque[tuple[datetime, float]] = deque()
         self._census = Census()
         self.polls = 0
         self.failed_polls = 0
@@ -106,9 +110,13 @@ class CallWatcher:
     # -- subscriptions --------------------------------------------------------------------------
 
     def subscribe(self, call_ids: Iterable[str], interval: float) -> Subscription:
-        sub = Subscription(self, call_ids, interval)
+        sub = Subscription(self, call_ids, interval, read_first=self._needs_own_read())
         self._subs.add(sub)
         self._unchecked += 1
+        if sub.read_first:
+            self._probes += 1
+        else:
+            self._fresh.add(sub)
         for call_id in sub.call_ids:
             self._by_call.setdefault(call_id, set()).add(sub)
         if self._task is None or self._task.done():
@@ -124,8 +132,10 @@ class CallWatcher:
         if sub not in self._subs:
             return
         self._subs.discard(sub)
+        self._fresh.discard(sub)
         if sub.checked_at is None:
             self._unchecked -= 1
+            self._probes -= sub.read_first
         self._intervals[sub.interval] -= 1
         if not self._intervals[sub.interval]:
             del self._intervals[sub.interval]
@@ -143,8 +153,16 @@ class CallWatcher:
             subs.discard(sub)
             if not subs:
                 del self._by_call[call_id]
-                self._recent.pop(call_id, None)
+                self._cursor.forget(call_id)
                 self._census.forget(call_id)
+
+    def _needs_own_read(self) -> bool:
+        """Must a new subscriber read its calls itself (see the module docstring's start-up rule)?"""
+        if self._healthy:
+            return False
+        if self._failing:
+            return True
+        return self._newest_seen is None and self._probes == 0
 
     @property
     def subscriptions(self) -> tuple[Subscription, ...]:
@@ -155,11 +173,22 @@ class CallWatcher:
         """The last poll succeeded: subscribers it covers may rely on it."""
         return self._healthy
 
+    @staticmethod
+    def poll_timeout(interval: float) -> float:
+        """The longest one poll (or census) of a watcher polling every ``interval`` seconds may take."""
+        return max(10.0, 5 * interval)
+
+    @property
+    def failing(self) -> bool:
+        """The last poll failed: subscribers must not wait for the next one."""
+        return self._failing
+
     @property
     def starting(self) -> bool:
-        """Just started, no poll has succeeded or failed yet: its first answer is imminent."""
+        """No poll of this watcher has answered yet, and one is due within a poll's time."""
         age = time.monotonic() - self._started_at
-        return not (self._healthy or self._failing) and age < 3 * self._min_interval
+        limit = self.poll_timeout(self._min_interval) + self._min_interval
+        return not (self._healthy or self._failing) and age < limit
 
     def covers(self, sub: Subscription) -> bool:
         """The coverage rule of the module docstring."""
@@ -169,8 +198,8 @@ class CallWatcher:
             return True
         return (
             sub.floor is not None
-            and self._first_cursor is not None
-            and sub.floor - OVERLAP >= self._first_cursor
+            and self._cursor.first is not None
+            and sub.floor - OVERLAP >= self._cursor.first
         )
 
     # -- direct reads ---------------------------------------------------------------------------
@@ -197,57 +226,58 @@ class CallWatcher:
         calls = (
             [await read(call_ids[0])] if len(call_ids) == 1 else await asyncio.gather(*map(read, call_ids))
         )
-        self._note_seen(calls)
+        self._note_seen(max((c.updated_at for c in calls if c.updated_at), default=None))
         self._census.note(calls, self._by_call)
         return calls
 
-    def _note_seen(self, calls: Iterable[Call]) -> None:
-        stamps = [c.updated_at for c in calls if c.updated_at is not None]
-        if self._newest_seen is not None:
-            stamps.append(self._newest_seen)
-        self._newest_seen = max(stamps, default=None)
+    def _note_seen(self, newest: datetime | None) -> None:
+        """Vapi showed ``newest``: its clock is known (a new watcher may plan its first poll)."""
+        if newest is not None and (self._newest_seen is None or newest > self._newest_seen):
+            self._newest_seen = newest
+        if self._newest_seen is not None and self._gather_until is None:
+            self._gather_until = time.monotonic() + min(GATHER_SECONDS, self._min_interval)
+            self._wakeup.set()
 
     # -- the poll loop --------------------------------------------------------------------------
 
-    def read_done(self, first: bool) -> None:
-        """A subscriber finished a complete direct read: perhaps the run can start now."""
+    def read_done(self, sub: Subscription, first: bool) -> None:
+        """A subscriber learnt its calls' state (read or listed): perhaps the run can start now."""
+        self._fresh.discard(sub)
         if first:
             self._unchecked -= 1
-        if self._cursor is None and self._unchecked == 0:
+            self._probes -= sub.read_first
+        if self._cursor.value is None and self._unchecked == 0:
             self._wakeup.set()
 
     def _start_run(self) -> bool:
         """Choose the first cursor of a new run from what Vapi has shown; False if nothing yet."""
         if self._newest_seen is None:
             return False
-        floors = [s.floor for s in self._subs if s.floor is not None]
-        start = self._newest_seen - BOOTSTRAP_HORIZON
-        if floors:
-            start = max(start, min(floors))
-        self._first_cursor = self._cursor = start - OVERLAP
+        start = self._cursor.start(self._newest_seen, [s.floor for s in self._subs])
         self._covers_from = time.monotonic()
-        self._recent.clear()
-        self._marks.clear()
         self._failures = 0
-        log.debug("Vapi watcher %s: new run from %s", self.vapi_conn_id, self._cursor)
+        log.debug("Vapi watcher %s: new run from %s", self.vapi_conn_id, start)
         return True
 
-    def _set_health(self, healthy: bool) -> None:
-        if healthy != self._healthy:
+    async def _set_health(self, healthy: bool, *, wake: bool = False) -> None:
+        """Healthy: nobody is woken (a trigger falling back re-judges at its next read). Unhealthy
+        (or ``wake``: the first failure of a watcher never healthy yet): every subscriber is, a slice
+        at a time, to fall back to direct reads."""
+        if healthy != self._healthy or wake:
             self._healthy = healthy
-            for sub in self._subs:
-                sub.notify_health()
+            if not healthy:
+                for count, sub in enumerate(list(self._subs), 1):
+                    sub.notify_health()
+                    if count % WAKE_SLICE == 0:
+                        await asyncio.sleep(0)
 
     async def _run(self) -> None:
         try:
             next_at = time.monotonic() + self._min_interval
             while self._subs:
                 self._wakeup.clear()
-                # A new run starts as soon as every subscriber has read its calls once: its first
-                # cursor then covers them all, and nobody needs to read again.
-                early = self._cursor is None and self._newest_seen is not None and not self._unchecked
-                delay = next_at - time.monotonic()
-                if not early and delay > 0:
+                early, delay = self._plan(next_at)
+                if delay > 0:
                     try:
                         async with asyncio.timeout(delay):
                             await self._wakeup.wait()
@@ -259,7 +289,7 @@ class CallWatcher:
                 interval = self._min_interval
                 now = time.monotonic()
                 next_at = now + interval if early else max(next_at + interval, now)
-                if self._cursor is None and not self._start_run():
+                if self._cursor.value is None and not self._start_run():
                     continue
                 await self._poll_once(interval)
                 if self._healthy and self._census.due(interval):
@@ -276,6 +306,16 @@ class CallWatcher:
                     except Exception:  # closing must not mask why the loop ended
                         log.debug("closing the watcher's client failed", exc_info=True)
 
+    def _plan(self, next_at: float) -> tuple[bool, float]:
+        """``(early, seconds to wait)``: a new run starts early, once Vapi's clock is known and
+        every subscriber's calls are known, or the gathering time is over (module docstring)."""
+        now = time.monotonic()
+        if self._cursor.value is None and self._newest_seen is not None and self._gather_until is not None:
+            ready_at = now if not self._unchecked else self._gather_until
+            if ready_at < next_at:
+                return True, ready_at - now
+        return False, next_at - now
+
     def _hook_for_polls(self, interval: float) -> VapiHook:
         if self._poll_hook is None:
             # Fail fast: while a poll retries, every subscriber waits; better fall back to direct.
@@ -284,32 +324,44 @@ class CallWatcher:
         return self._poll_hook
 
     async def _poll_once(self, interval: float) -> None:
-        assert self._cursor is not None
         self.polls += 1
         started = time.monotonic()
         try:
-            async with asyncio.timeout(max(10.0, 5 * interval)):
-                calls = await self._hook_for_polls(interval).alist_calls(updatedAtGt=self._cursor)
+            async with asyncio.timeout(self.poll_timeout(interval)):
+                hook, since = self._hook_for_polls(interval), {"updatedAtGt": self._cursor.value}
+                listing = await alist_wanted(hook, since, self._by_call, known=self._known_state())
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # any failure: subscribers poll directly until a poll succeeds
             self.failed_polls += 1
             self._failures += 1
-            self._failing = True
+            first_failure, self._failing = not self._failing, True
             log.warning("Polling Vapi for changed calls failed (%s); triggers poll directly.", exc)
-            self._set_health(False)
             if isinstance(exc, PagingError) or self._failures >= RESTART_AFTER_FAILURES:
-                self._cursor = self._first_cursor = self._covers_from = None
+                self._cursor.stop()
+                self._covers_from = None
+            await self._set_health(False, wake=first_failure)
             return
         self._failures = 0
         self._failing = False
-        self._dispatch(calls, started)
-        self._set_health(True)
+        await self._set_health(True)
+        await self._dispatch(listing, started)
+
+    def _known_state(self) -> Callable[[str, datetime], bool]:
+        """Which listed states need no model: delivered already (the overlap lists them again),
+        unless a subscriber waits for this poll to tell it its calls' state."""
+        fresh = {call_id for sub in self._fresh for call_id in sub.call_ids}
+        cursor = self._cursor
+
+        def known(call_id: str, stamp: datetime) -> bool:
+            return call_id not in fresh and cursor.delivered(call_id, stamp)
+
+        return known
 
     async def _take_census(self, interval: float) -> None:
         """Tell the subscribers of watched calls that vanished from Vapi (see census.py)."""
         try:
-            async with asyncio.timeout(max(10.0, 5 * interval)):
+            async with asyncio.timeout(self.poll_timeout(interval)):
                 missing = await self._census.missing(self._hook_for_polls(interval))
         except asyncio.CancelledError:
             raise
@@ -321,44 +373,52 @@ class CallWatcher:
             for sub in self._by_call.get(call_id, ()):
                 sub.suspect(call_id)
 
-    def _dispatch(self, calls: list[Call], started: float) -> None:
-        self._note_seen(calls)
-        recent = self._recent
+    async def _dispatch(self, listing: Listing, started: float) -> None:
+        """Hand each changed call to its subscribers (a slice at a time: a campaign's thousands of
+        triggers waking at once would stall the loop), then move the cursor."""
+        calls = listing.calls
+        newest = listing.newest
+        self._note_seen(newest)
+        self._census.note(calls.values(), self._by_call)
         by_call = self._by_call
-        newest: datetime | None = None
-        for call in calls:
+        cursor = self._cursor
+        woken = 0
+        for call in list(calls.values()):
             stamp = call.updated_at
             if stamp is None:
                 continue
-            if newest is None or stamp > newest:
-                newest = stamp
             subs = by_call.get(call.id)
-            if not subs:
-                continue
-            if recent.get(call.id) == stamp:
-                continue  # already delivered: the overlap returned it again
-            recent[call.id] = stamp
+            if not subs or cursor.delivered(call.id, stamp):
+                continue  # nobody waits for it, or the overlap returned it again
+            cursor.deliver(call.id, stamp)
             self.delivered += 1
-            for sub in subs:
+            for sub in list(subs):
                 sub.deliver(call)
-        # Only the poll's own answer moves the cursor: a direct read may show a stamp newer than a
-        # change this poll missed while it paged (that change's stamp is newer than anything the
-        # poll itself returned, see paging.Window.split: the open-ended window is read first).
-        if self._cursor is None:
-            return
-        cursor = self._cursor
-        if newest is not None:
-            cursor = max(cursor, newest - OVERLAP)
-            if not self._marks or newest > self._marks[-1][0]:
-                self._marks.append((newest, time.monotonic()))
-        # A stamp this poll's answer first showed OVERLAP (our seconds) before the poll started is
-        # settled: whatever was stamped before it had time to become visible, and was listed. So
-        # a quiet account is not listed again and again for the OVERLAP behind its last change.
-        while self._marks and self._marks[0][1] <= started - OVERLAP.total_seconds():
-            cursor = max(cursor, self._marks.popleft()[0])
-        if cursor != self._cursor:
-            self._cursor = cursor
-            self._recent = {cid: stamp for cid, stamp in recent.items() if stamp > cursor}
+            woken += len(subs)
+            if woken >= WAKE_SLICE:
+                woken = 0
+                await asyncio.sleep(0)
+        await self._settle_fresh(calls, started)
+        cursor.advance(newest, started)
+
+    async def _settle_fresh(self, calls: dict[str, Call], started: float) -> None:
+        """Subscribers waiting for a poll to tell their calls' state: this listing held all of a
+        subscriber's calls (it takes their state and is covered), or it reads them directly."""
+        fresh, self._fresh = self._fresh, set()
+        for count, sub in enumerate(fresh, 1):
+            if count % WAKE_SLICE == 0:
+                await asyncio.sleep(0)
+            if sub.closed or sub.checked_at is not None:
+                continue
+            listed = [calls.get(call_id) for call_id in sub.call_ids]
+            missing = [cid for cid, call in zip(sub.call_ids, listed, strict=True) if call is None]
+            if missing:
+                for call_id in missing:
+                    sub.suspect(call_id)  # not listed: quiet since before the cursor; read it
+                continue
+            for call in listed:
+                sub.deliver(call)  # type: ignore[arg-type]
+            sub.listed(started, [c.updated_at for c in listed if c is not None and c.updated_at])
 
 
 _WATCHERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, CallWatcher]] = (
@@ -389,4 +449,4 @@ def active_watchers(loop: asyncio.AbstractEventLoop | None = None) -> dict[str, 
     return dict(_WATCHERS.get(loop or asyncio.get_running_loop(), {}))
 
 
-__all__ = ["OVERLAP", "CallWatcher", "Subscription", "active_watchers", "subscribe"]
+__all__ = ["BOOTSTRAP_HORIZON", "OVERLAP", "CallWatcher", "Subscription", "active_watchers", "subscribe"]

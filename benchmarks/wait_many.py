@@ -10,8 +10,9 @@ Contenders, each measured in its own fresh process against the same emulator (a 
 All poll at the same interval. N calls are placed (they stay in progress), the waiting process
 starts one waiter per call, and after a steady stretch the calls are ended through the emulator's
 admin API, spread over several intervals. Measured: API requests per interval (the emulator's
-request log), CPU seconds and peak RSS of the waiting process, and the delay between a call's
-``endedAt`` and its waiter's event.
+request log), CPU seconds and peak RSS of the waiting process, the delay between a call's
+``endedAt`` and its waiter's event, and the event-loop lag (how late a 50 ms sleep in the same loop
+wakes: what every other trigger of a triggerer suffers while the waiters work).
 
     .venv/bin/python benchmarks/wait_many.py                 # N=100, 1 s interval (~1 minute)
     .venv/bin/python benchmarks/wait_many.py --n 1000 --poll-interval 5
@@ -37,6 +38,7 @@ from _common import conn_env, header, percentile, quiet_airflow
 
 CONTENDERS = ("vapi", "http_async_hook", "sdk")
 HELD_SUFFIX = "0006"  # the emulator keeps these calls in progress until they are ended
+LAG_PROBE_S = 0.05
 
 
 # ------------------------------------------------------------------------------------------------
@@ -137,7 +139,18 @@ async def worker_main(args: argparse.Namespace) -> dict[str, Any]:
             samples.append((time.time(), time.process_time()))
             await asyncio.sleep(0.1)
 
+    lags: list[float] = []
+
+    async def probe_lag() -> None:
+        # How late a 50 ms sleep wakes: what every other trigger of the loop suffers meanwhile.
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(LAG_PROBE_S)
+            lags.append(loop.time() - before - LAG_PROBE_S)
+
     sampler = asyncio.create_task(sample())
+    prober = asyncio.create_task(probe_lag())
     cpu0, wall0 = time.process_time(), time.time()
     tasks = [asyncio.create_task(wait(cid)) for cid in ids]
     await asyncio.sleep(args.poll_interval * 1.5)
@@ -145,6 +158,7 @@ async def worker_main(args: argparse.Namespace) -> dict[str, Any]:
     await asyncio.gather(*tasks)
     cpu = time.process_time() - cpu0
     sampler.cancel()
+    prober.cancel()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
         "events": events,
@@ -153,6 +167,7 @@ async def worker_main(args: argparse.Namespace) -> dict[str, Any]:
         "base_rss_kib": base_rss,
         "peak_rss_kib": peak,
         "cpu_samples": samples,
+        "lags": lags,
     }
 
 
@@ -265,6 +280,9 @@ def run_contender(emu: Any, contender: str, args: argparse.Namespace, env: dict[
         "delay_p50_s": percentile(delays, 50),
         "delay_p95_s": percentile(delays, 95),
         "delay_max_s": max(delays),
+        "lag_p50_ms": percentile(result["lags"], 50) * 1000,
+        "lag_p99_ms": percentile(result["lags"], 99) * 1000,
+        "lag_max_ms": max(result["lags"]) * 1000,
     }
 
 
@@ -336,6 +354,9 @@ def main() -> None:
         ("event delay p50 s", "delay_p50_s", "{:.2f}"),
         ("event delay p95 s", "delay_p95_s", "{:.2f}"),
         ("event delay max s", "delay_max_s", "{:.2f}"),
+        ("event-loop lag p50 ms", "lag_p50_ms", "{:.1f}"),
+        ("event-loop lag p99 ms", "lag_p99_ms", "{:.1f}"),
+        ("event-loop lag max ms", "lag_max_ms", "{:.0f}"),
     ]
     print()
     print(f"{'':30}" + "".join(f"{c:>18}" for c in by))
@@ -365,6 +386,7 @@ def main() -> None:
         "cpu_s_per_interval_steady": {c: round(r["cpu_s_per_interval_steady"], 4) for c, r in by.items()},
         "rss_kib_per_call": {c: round(r["rss_kib_per_call"], 2) for c, r in by.items()},
         "event_delay_p95_s": {c: round(r["delay_p95_s"], 3) for c, r in by.items()},
+        "event_loop_lag_p99_ms": {c: round(r["lag_p99_ms"], 1) for c, r in by.items()},
     }
     print(json.dumps(summary))
 

@@ -270,3 +270,37 @@ def test_paging_error_is_a_vapi_error() -> None:
     err = info.value
     assert isinstance(err, PagingError) and isinstance(err, ValueError)
     assert str(err).startswith("More than 1000 calls have the same createdAt (2025-01-01T00:00:00.000Z)")
+
+
+# -- the shared poll's raw pages (feed.py) ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["garbage:html", "garbage:null"])
+async def test_a_raw_call_page_retries_garbage_like_any_read(vapi_conn: str, vapi_emulator: Any, kind: str) -> None:
+    import json
+
+    call_id = vapi_emulator.create_call(HELD)["id"]
+    vapi_emulator.faults([kind] * (FAST.max_attempts - 1), method="GET", path="/call")
+    hook = VapiHook(vapi_conn, retry_policy=FAST)
+    try:
+        page = await hook.alist_calls_page({"id": call_id})
+    finally:
+        await hook.aclose()
+    assert [c["id"] for c in json.loads(page)] == [call_id]
+    assert _gets(vapi_emulator, "/call") == FAST.max_attempts
+
+
+async def test_a_cut_off_page_fails_the_listing_with_a_response_error(vapi_conn: str, vapi_emulator: Any) -> None:
+    """A body cut short still starts like a JSON array: the decoder, not the transport, finds it."""
+    from airflow_provider_vapi import feed
+
+    call_id = vapi_emulator.create_call(HELD)["id"]
+    vapi_emulator.faults(["garbage:truncated"], method="GET", path="/call")
+    hook = VapiHook(vapi_conn, retry_policy=FAST)
+    try:
+        with pytest.raises(VapiResponseError, match="not a list of calls"):
+            await feed.alist_wanted(hook, {"id": call_id}, {call_id})
+        listing = await feed.alist_wanted(hook, {"id": call_id}, {call_id})  # the next poll is fine
+    finally:
+        await hook.aclose()
+    assert list(listing.calls) == [call_id]
