@@ -139,7 +139,7 @@ class CallStatusSensor(CallWaitMixin, BaseSensorOperator):
 
     def poke(self, context: Context) -> PokeReturnValue:
         call_ids = self._ids()
-        if self._single():
+        if call_ids:  # the link's target (a batch: its first call, as PlaceCallOperator does)
             context["ti"].xcom_push(key=XCOM_CALL_URL, value=dashboard_url(call_ids[0]))
         calls = self._settled_calls(call_ids)
         if calls is None:

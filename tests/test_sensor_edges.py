@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.dag_runner import run_dag, states, tries
+from tests.dag_runner import run_dag, states, tries, xcom
 
 pytestmark = [pytest.mark.usefixtures("airflow_db", "vapi_conn"), pytest.mark.timeout(120)]
 
@@ -223,6 +223,17 @@ def test_a_failed_outcome_is_not_retried(vapi_emulator: Any, mode: str) -> None:
     )
     assert states(dag_run) == {("wait", -1): "failed"}
     assert tries(dag_run) == {("wait", -1): 1}, "the call has ended: reading it again cannot change it"
+
+
+def test_a_wait_on_several_calls_links_to_the_first(vapi_emulator: Any) -> None:
+    """The "Vapi call" link of a sensor waiting on a list reads ``vapi_call_url``: without it, every
+    finished task logged two "XCom not found" errors on Airflow 3 (seen in the distributed suite)."""
+    ids = [vapi_emulator.create_call(f"+1415555420{i}")["id"] for i in range(2)]
+    for call_id in ids:
+        vapi_emulator.wait_for(call_id)
+    dag_run = run_sensor("link_of_a_list", ids, analysis_grace_period=0)
+    assert states(dag_run) == {("wait", -1): "success"}
+    assert xcom(dag_run, "wait", key="vapi_call_url").endswith(ids[0])
 
 
 # -- (g): deferring where a kill cannot end the calls says so -----------------------------------------
