@@ -11,7 +11,7 @@ COMPAT_AIRFLOW ?= 2.11.0
 COMPAT_VENV := .venv-airflow$(COMPAT_AIRFLOW)
 COMPAT_STAMP := $(COMPAT_VENV)/.installed
 
-.PHONY: install demo test test-fast test-system test-compat lint bench emulator clean
+.PHONY: install demo test test-fast test-system test-distributed test-compat lint bench emulator clean
 
 install: $(STAMP)
 
@@ -24,13 +24,26 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m example_dags.demo
 
+# Every test: all but the distributed suite in one session, then the distributed suite in a session
+# of its own (its deployment and the system suite's must never be up at once).
 test: $(STAMP)
 	@bash .ci/system-deps.sh
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "not distributed" $(PYTEST_ARGS)
+	@$(MAKE) --no-print-directory test-distributed
 
 test-system: $(STAMP)
 	@bash .ci/system-deps.sh
-	$(PY) -m pytest -q -m system tests/system $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "system and not distributed" tests/system $(PYTEST_ARGS)
+
+# The distributed deployment (tests/distributed): CeleryExecutor on Redis, PostgreSQL metadata, two
+# Celery workers, two triggerers, a 1,000-person campaign with a worker and a triggerer SIGKILLed.
+# Its output ends with the test's summary line (test-results/distributed/summary.json).
+test-distributed: $(STAMP)
+	@bash .ci/system-deps.sh
+	@rm -f test-results/distributed/summary.json
+	@status=0; $(PY) -m pytest -q -m distributed tests/distributed $(PYTEST_ARGS) || status=$$?; \
+		if [ -f test-results/distributed/summary.json ]; then cat test-results/distributed/summary.json; fi; \
+		exit $$status
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not system" $(PYTEST_ARGS)
@@ -40,7 +53,7 @@ test-fast: $(STAMP)
 # Airflow 3 deployment, in a venv of its own. VAPI_LOWEST_DEPS=1 makes tests/test_lower_bounds.py
 # check that each direct dependency is installed at exactly its declared lower bound.
 test-compat: $(COMPAT_STAMP)
-	VAPI_LOWEST_DEPS=1 $(COMPAT_VENV)/bin/python -m pytest -q -m "not system" -p no:cacheprovider --ignore=tests/system $(PYTEST_ARGS)
+	VAPI_LOWEST_DEPS=1 $(COMPAT_VENV)/bin/python -m pytest -q -m "not system" -p no:cacheprovider --ignore=tests/system --ignore=tests/distributed $(PYTEST_ARGS)
 
 # Built anew each time pyproject.toml changes (uv would keep newer versions already installed).
 # lowest-direct: our direct dependencies (runtime and extras) at their lowest allowed versions; the

@@ -127,7 +127,8 @@ async def test_calls_nobody_waits_for_are_paged_but_never_made_into_models(
     polls = w.polls
     await until(lambda: w.polls >= polls + 2 and w.healthy, what="two polls after the traffic")
     assert len(lists(emu)) >= 4, "2,500 changed calls take at least three pages, plus a split"
-    assert made == [], f"models made of calls nobody waits for: {len(made)}"
+    unwanted = set(made) - {watched}  # the watched call itself may be listed again in the overlap
+    assert not unwanted, f"models made of {len(unwanted)} calls nobody waits for"
     await in_thread(emu.end_call, watched)
     assert (await asyncio.wait_for(task, 15))["status"] == "success"
     assert set(made) == {watched}
