@@ -33,7 +33,7 @@ from tests.system.deployment import (
     AirflowDeployment,
     free_port,
 )
-from tests.system.procs import ManagedProcess
+from tests.system.procs import ManagedProcess, pid_alive
 
 #: The test-only DAGs of this suite: a DAG bundle of their own (no example DAGs to parse).
 DISTRIBUTED_DAGS = Path(__file__).resolve().parent / "dags"
@@ -73,14 +73,6 @@ RECOVERY_SETTINGS = {
     "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "8",
     "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
 }
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except OSError:
-        return False
 
 
 class ComponentExited(RuntimeError):
@@ -178,7 +170,7 @@ class DistributedDeployment(AirflowDeployment):
         killed_at = time.monotonic()
         proc.kill()
         deadline = killed_at + 15
-        while [p for p in pids if _alive(p)]:  # SIGKILL is at once; becoming a zombie takes a moment
+        while [p for p in pids if pid_alive(p)]:  # SIGKILL is at once; becoming a zombie takes a moment
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the SIGKILLed {name} is still alive: {pids}")
             time.sleep(0.1)

@@ -186,7 +186,7 @@ def stop_all(procs: Sequence[ManagedProcess], grace: float = 10.0) -> None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(_exists(x) for g in pids.values() for x in g):
+    while time.monotonic() < deadline and any(pid_alive(x) for g in pids.values() for x in g):
         for proc in started:
             assert proc.popen is not None
             proc.popen.poll()
@@ -201,7 +201,8 @@ def stop_all(procs: Sequence[ManagedProcess], grace: float = 10.0) -> None:
         proc._close_log()
 
 
-def _exists(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
             return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"

@@ -24,7 +24,7 @@ from .campaign import (
     start_survey,
 )
 from .deployment import AirflowApi, AirflowDeployment, Emulator
-from .procs import cmdline, descendants, wait_until
+from .procs import cmdline, descendants, pid_alive, wait_until
 
 
 @pytest.fixture
@@ -64,7 +64,7 @@ def test_triggerer_sigkilled_with_20_deferred_waits(
     pids = triggerer.group_pids()
     triggerer.kill()
     # SIGKILL is delivered at once, but a dying process takes a moment to become a zombie.
-    wait_until(lambda: not [p for p in pids if _alive(p)], 15, 0.1, "the SIGKILLed triggerer processes to die")
+    wait_until(lambda: not [p for p in pids if pid_alive(p)], 15, 0.1, "the SIGKILLed triggerer processes to die")
     assert {t["state"] for t in run.tis("wait_for_call")} == {"deferred"}
 
     deployment.start_component("triggerer")
@@ -78,14 +78,6 @@ def test_triggerer_sigkilled_with_20_deferred_waits(
     wait_until(adopted, 90, 1.0, "the new triggerer to take over every deferred wait")
     run.wait(240)
     assert_nothing_lost_nothing_doubled(run, emulator.handle, ended_reason="exceeded-max-duration")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except OSError:
-        return False
 
 
 def test_task_killed_between_call_created_and_id_saved(
