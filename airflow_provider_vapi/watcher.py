@@ -47,18 +47,17 @@ from datetime import datetime
 
 from airflow_provider_vapi.census import Census
 from airflow_provider_vapi.cursor import BOOTSTRAP_HORIZON, OVERLAP, Cursor
+from airflow_provider_vapi.direct_reads import DirectReads
 from airflow_provider_vapi.feed import Listing, alist_wanted
 from airflow_provider_vapi.hooks import VapiHook
 from airflow_provider_vapi.models import Call
 from airflow_provider_vapi.paging import PagingError
-from airflow_provider_vapi.results import AwaitedResults, aawaited_for
+from airflow_provider_vapi.results import AwaitedResults
 from airflow_provider_vapi.retries import RetryPolicy
 from airflow_provider_vapi.subscription import Subscription
 
 log = logging.getLogger(__name__)
 
-#: Direct reads in flight at once per watcher.
-DIRECT_READ_CONCURRENCY = 8
 #: A new watcher's first poll waits this long (at most one interval) after its probe read, so
 #: the triggers a triggerer starts together are subscribed when it lists.
 GATHER_SECONDS = 1.0
@@ -86,11 +85,8 @@ class CallWatcher:
         self._intervals: Counter[float] = Counter()  # subscribers by the interval they ask for
         self._min_interval = float("inf")
         self._by_call: dict[str, set[Subscription]] = {}
-        self._read_hook = VapiHook(vapi_conn_id)
+        self._direct = DirectReads(vapi_conn_id)
         self._poll_hook: VapiHook | None = None
-        self._reads = asyncio.Semaphore(DIRECT_READ_CONCURRENCY)
-        self._client_lock = asyncio.Lock()
-        self._client_ready = False
         self._task: asyncio.Task[None] | None = None
         self._wakeup = asyncio.Event()
         # The current run: its cursor, and when its first cursor was chosen.
@@ -202,30 +198,14 @@ class CallWatcher:
             and sub.floor - OVERLAP >= self._cursor.first
         )
 
-    # -- direct reads ---------------------------------------------------------------------------
+    # -- direct reads (direct_reads.py) ---------------------------------------------------------
 
     async def read_assistant(self, call: Call) -> AwaitedResults:
-        """What ``call`` awaits: its assistant is read (once per process and
-        :data:`~airflow_provider_vapi.results.ASSISTANT_CACHE_SECONDS`) on the direct-read client."""
-        async with self._reads:
-            return await aawaited_for(self._read_hook, call)
+        return await self._direct.assistant(call)
 
     async def read_calls(self, call_ids: Sequence[str]) -> list[Call]:
-        """``GET /call/{id}`` for each id, at most :data:`DIRECT_READ_CONCURRENCY` in flight."""
-
-        async def read(call_id: str) -> Call:
-            async with self._reads:
-                return await self._read_hook.aget_call(call_id)
-
-        if not self._client_ready:
-            # The hook builds its client on first use; concurrent first uses would build many.
-            async with self._client_lock:
-                await self._read_hook.aget_conn()
-                self._client_ready = True
-
-        calls = (
-            [await read(call_ids[0])] if len(call_ids) == 1 else await asyncio.gather(*map(read, call_ids))
-        )
+        """``GET /call/{id}`` for each id; what they show tells the watcher Vapi's clock."""
+        calls = await self._direct.calls(call_ids)
         self._note_seen(max((c.updated_at for c in calls if c.updated_at), default=None))
         self._census.note(calls, self._by_call)
         return calls
@@ -299,7 +279,7 @@ class CallWatcher:
             self._covers_from = None
             for sub in self._subs:
                 sub.notify_health()
-            for hook in (self._read_hook, self._poll_hook):
+            for hook in (self._direct.hook, self._poll_hook):
                 if hook is not None:
                     try:
                         await hook.aclose()
