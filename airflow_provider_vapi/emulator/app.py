@@ -1,4 +1,6 @@
-"""The HTTP face of the emulator: Vapi's routes, the control URL and the ``/_emulator`` admin API.
+"""The HTTP face of the emulator: Vapi's routes, the control URL and the ``/_emulator`` admin API
+(the campaign routes are in :mod:`.campaign_routes`, the recording and archive ones in
+:mod:`.archive_routes`).
 
 Auth, fault injection and the request log live in one pure-ASGI middleware (:mod:`.middleware`);
 the routes return pre-serialized JSON from the engine.
@@ -8,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
@@ -16,42 +17,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .archive_routes import add_archive_admin_routes, add_recording_routes, add_storage_routes
 from .asgi import JSON_MEDIA, ASGIApp, json_response
-from .bodies import parse_body
+from .campaign_routes import add_campaign_admin_routes, add_campaign_routes
 from .constants import ADMIN_PREFIX, ASSISTANT_ID, CUSTOMER_ID, PHONE_NUMBER_ID
 from .engine import Engine
 from .errors import ApiError, bad_request
-from .listing import ListQuery, parse_list_query
 from .middleware import EmulatorMiddleware
+from .route_helpers import base_url, check_uuid, json_body, list_query, object_body
 from .runtime import Runtime
-from .validation import UUID_MESSAGE, UUID_RE, delete_call_errors
-
-
-async def _body(request: Request, required: bool = True) -> Any:
-    """The JSON value of the body (the middleware has refused every body :mod:`.bodies` cannot
-    parse); an empty body (or ``null``) is ``{}`` unless ``required``."""
-    body = parse_body(await request.body())
-    if body is None:
-        if required:
-            raise bad_request(["body must be an object"])
-        return {}
-    return body
-
-
-async def _object_body(request: Request, message: str | list[str]) -> dict[str, Any]:
-    """The JSON object a request carries; a 400 with ``message`` when its JSON is another value."""
-    body = await _body(request)
-    if not isinstance(body, dict):
-        raise bad_request(message)
-    return body
-
-
-def _check_uuid(value: str) -> None:
-    if not UUID_RE.match(value):
-        raise bad_request(UUID_MESSAGE)
-
-
-def _base_url(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
+from .validation import delete_call_errors
 
 
 def create_app(runtime: Runtime) -> ASGIApp:
@@ -73,11 +46,13 @@ def create_app(runtime: Runtime) -> ASGIApp:
     _add_call_routes(app, runtime.engine)
     _add_assistant_routes(app, runtime.engine)
     _add_structured_output_routes(app, runtime.engine)
+    add_campaign_routes(app, runtime.engine)
     _add_admin_routes(app, runtime)
     _add_admin_settings_routes(app, runtime)
     add_recording_routes(app, runtime.engine)
     add_storage_routes(app, runtime.engine)
     add_archive_admin_routes(app, runtime.engine)
+    add_campaign_admin_routes(app, runtime.engine)
     return EmulatorMiddleware(app, runtime)
 
 
@@ -86,28 +61,28 @@ def _add_call_routes(app: FastAPI, engine: Engine) -> None:
 
     @app.post("/call")
     async def create_call(request: Request) -> Response:
-        body = await _body(request)
-        return json_response(engine.create_calls(body, _base_url(request)), 201)
+        body = await json_body(request)
+        return json_response(engine.create_calls(body, base_url(request)), 201)
 
     @app.get("/call")
     async def list_calls(request: Request) -> Response:
-        return json_response(engine.list_calls(_list_query("/call", request)))
+        return json_response(engine.list_calls(list_query("/call", request)))
 
     @app.get("/call/{call_id}")
     async def get_call(call_id: str) -> Response:
-        _check_uuid(call_id)
+        check_uuid(call_id)
         return Response(content=engine.get_call(call_id), media_type=JSON_MEDIA)
 
     @app.patch("/call/{call_id}")
     async def update_call(call_id: str, request: Request) -> Response:
-        _check_uuid(call_id)
-        body = await _object_body(request, ["body must be an object"])
+        check_uuid(call_id)
+        body = await object_body(request, ["body must be an object"])
         return json_response(engine.update_call(call_id, body))
 
     @app.delete("/call/{call_id}")
     async def delete_call(call_id: str, request: Request) -> Response:
-        _check_uuid(call_id)
-        body = await _body(request, required=False)
+        check_uuid(call_id)
+        body = await json_body(request, required=False)
         errors = delete_call_errors(body) if isinstance(body, dict) else ["body must be an object"]
         if errors:
             raise bad_request(errors)
@@ -115,7 +90,7 @@ def _add_call_routes(app: FastAPI, engine: Engine) -> None:
 
     @app.post("/control/{call_id}")
     async def control(call_id: str, request: Request) -> Response:
-        body = await _body(request)
+        body = await json_body(request)
         kind = body.get("type") if isinstance(body, dict) else None
         if kind != "end-call":
             raise bad_request(f"Unsupported control message type {kind!r} (the emulator knows end-call).")
@@ -128,20 +103,20 @@ def _add_assistant_routes(app: FastAPI, engine: Engine) -> None:
 
     @app.get("/assistant")
     async def list_assistants(request: Request) -> Response:
-        return json_response(engine.list_assistants(_list_query("/assistant", request)))
+        return json_response(engine.list_assistants(list_query("/assistant", request)))
 
     @app.post("/assistant")
     async def create_assistant(request: Request) -> Response:
-        return json_response(engine.create_assistant(await _body(request)), 201)
+        return json_response(engine.create_assistant(await json_body(request)), 201)
 
     @app.get("/assistant/{assistant_id}")
     async def get_assistant(assistant_id: str) -> Response:
-        _check_uuid(assistant_id)
+        check_uuid(assistant_id)
         return json_response(engine.get_assistant(assistant_id))
 
     @app.get("/phone-number")
     async def list_phone_numbers(request: Request) -> Response:
-        return json_response(engine.list_phone_numbers(_list_query("/phone-number", request)))
+        return json_response(engine.list_phone_numbers(list_query("/phone-number", request)))
 
 
 def _add_structured_output_routes(app: FastAPI, engine: Engine) -> None:
@@ -149,36 +124,36 @@ def _add_structured_output_routes(app: FastAPI, engine: Engine) -> None:
 
     @app.post("/structured-output/run")
     async def run_structured_output(request: Request) -> Response:
-        body = await _object_body(request, ["body must be an object"])
+        body = await object_body(request, ["body must be an object"])
         # The spec documents 200 (the preview / rerun schemas) and 201 (a plain object): 200 is
         # answered, so the body is the one the documented schemas describe.
         return json_response(engine.run_structured_output(body))
 
     @app.get("/structured-output")
     async def list_structured_outputs(request: Request) -> Response:
-        query = _list_query("/structured-output", request)
+        query = list_query("/structured-output", request)
         return json_response(engine.list_structured_outputs(query))
 
     @app.post("/structured-output")
     async def create_structured_output(request: Request) -> Response:
-        return json_response(engine.create_structured_output(await _body(request)), 201)
+        return json_response(engine.create_structured_output(await json_body(request)), 201)
 
     @app.get("/structured-output/{output_id}")
     async def get_structured_output(output_id: str) -> Response:
-        _check_uuid(output_id)
+        check_uuid(output_id)
         return json_response(engine.get_structured_output(output_id))
 
     @app.patch("/structured-output/{output_id}")
     async def update_structured_output(output_id: str, request: Request) -> Response:
         # The spec marks a ``schemaOverride`` query parameter required here, without saying what
         # it does: it is accepted (and ignored), never required, as no client would send it.
-        _check_uuid(output_id)
-        body = await _object_body(request, ["body must be an object"])
+        check_uuid(output_id)
+        body = await object_body(request, ["body must be an object"])
         return json_response(engine.update_structured_output(output_id, body))
 
     @app.delete("/structured-output/{output_id}")
     async def delete_structured_output(output_id: str) -> Response:
-        _check_uuid(output_id)
+        check_uuid(output_id)
         return json_response(engine.delete_structured_output(output_id))
 
 
@@ -233,7 +208,7 @@ def _add_admin_settings_routes(app: FastAPI, runtime: Runtime) -> None:
 
     @app.post(f"{ADMIN_PREFIX}/calls/{{call_id}}/backdate")
     async def admin_backdate(call_id: str, request: Request) -> Response:
-        body = await _body(request)
+        body = await json_body(request)
         seconds = body.get("seconds") if isinstance(body, dict) else None
         if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
             raise bad_request("backdate takes {seconds: <number >= 0>}")
@@ -246,7 +221,7 @@ def _add_admin_settings_routes(app: FastAPI, runtime: Runtime) -> None:
 
     @app.post(f"{ADMIN_PREFIX}/faults")
     async def add_faults(request: Request) -> Response:
-        body = await _body(request)
+        body = await json_body(request)
         specs = body.get("rules", [body]) if isinstance(body, dict) else body
         if not isinstance(specs, list) or not all(isinstance(s, dict) for s in specs):
             raise bad_request("a fault is an object, or {rules: [objects]}")
@@ -265,7 +240,7 @@ def _add_admin_settings_routes(app: FastAPI, runtime: Runtime) -> None:
 
     @app.patch(f"{ADMIN_PREFIX}/config")
     async def set_config(request: Request) -> Response:
-        changes = await _object_body(request, "config changes are an object")
+        changes = await object_body(request, "config changes are an object")
         with _as_bad_request():
             engine.configure(changes)
         return json_response(engine.config.to_wire())
@@ -278,10 +253,6 @@ def _as_bad_request() -> Iterator[None]:
         yield
     except (ValueError, TypeError) as exc:
         raise bad_request(str(exc)) from None
-
-
-def _list_query(route: str, request: Request) -> ListQuery:
-    return parse_list_query(route, dict(request.query_params))
 
 
 __all__ = ["Runtime", "create_app"]

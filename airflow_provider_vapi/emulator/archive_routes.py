@@ -26,13 +26,10 @@ from .recordings import (
     storage_error,
     wav,
 )
+from .route_helpers import base_url
 from .validation import UUID_MESSAGE, UUID_RE
 
 Handler = Callable[[str, Request], Awaitable[Response]]
-
-
-def _base_url(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
 
 
 def _redirect(location: str) -> Response:
@@ -54,7 +51,7 @@ def _artifact_handler(engine: Engine, route: str) -> Handler:
         kind = ROUTE_KINDS.get(route)
         if kind is None:  # video, pcap, call logs: no phone call of the emulator has them
             raise ApiError(404, ARTIFACT_NOT_FOUND)
-        return _redirect(engine.recording_location(call_id, kind, _base_url(request)))
+        return _redirect(engine.recording_location(call_id, kind, base_url(request)))
 
     download.__name__ = f"download_{route.replace('-', '_')}"
     return download
@@ -89,12 +86,12 @@ def add_archive_admin_routes(app: FastAPI, engine: Engine) -> None:
     @app.post(f"{ADMIN_PREFIX}/calls/inbound")
     async def inbound(request: Request) -> Response:
         body = parse_body(await request.body())
-        data = engine.inject_inbound(body, _base_url(request))
+        data = engine.inject_inbound(body, base_url(request))
         return Response(content=data, status_code=201, media_type=JSON_MEDIA)
 
     @app.post(f"{ADMIN_PREFIX}/calls/seed")
     async def seed(request: Request) -> Response:
         body = parse_body(await request.body())
         # seconds of work for 100,000 calls: in a worker thread (the engine's lock orders it)
-        answer = await asyncio.to_thread(engine.seed_calls, body, _base_url(request))
+        answer = await asyncio.to_thread(engine.seed_calls, body, base_url(request))
         return json_response(answer, 201)

@@ -7,7 +7,7 @@ Works the same for an in-process server and a subprocess (it only speaks HTTP). 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -110,6 +110,26 @@ class EmulatorHandle:
             body["structuredOutput"] = structured_output
         with self.client() as http:
             answer = http.post("/structured-output/run", json=body)
+        answer.raise_for_status()
+        result: dict[str, Any] = answer.json()
+        return result
+
+    def campaign_body(self, numbers: Sequence[str], **fields: Any) -> dict[str, Any]:
+        """A valid ``POST /v2/campaign`` body calling ``numbers`` with the seeded assistant and line."""
+        body: dict[str, Any] = {
+            "name": "emulator campaign",
+            "assistantId": self.assistant_id,
+            "phoneNumberId": self.phone_number_id,
+            "customers": [{"number": number} for number in numbers],
+        }
+        body.update(fields)
+        return body
+
+    def create_campaign(self, numbers: Sequence[str], **fields: Any) -> dict[str, Any]:
+        """``POST /v2/campaign`` with :meth:`campaign_body` (recorded like any client request);
+        the ``Campaign``."""
+        with self.client() as http:
+            answer = http.post("/v2/campaign", json=self.campaign_body(numbers, **fields))
         answer.raise_for_status()
         result: dict[str, Any] = answer.json()
         return result
@@ -266,6 +286,61 @@ class EmulatorHandle:
         """One call as ``GET /call/{id}`` would answer it (not recorded)."""
         result: dict[str, Any] = self._get(f"/calls/{call_id}")
         return result
+
+    def _pages(self, route: str, **params: Any) -> list[dict[str, Any]]:
+        """Every item of a paginated admin route, page after page of 1,000."""
+        found: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            data = self._get(route, limit=1000, page=page, **params)
+            found.extend(data["results"])
+            if not data["metadata"].get("hasNextPage"):
+                return found
+            page += 1
+
+    def campaigns(self) -> list[dict[str, Any]]:
+        """Every campaign (``CampaignSummary`` with counters), oldest first (admin view: not
+        recorded)."""
+        return self._pages("/campaigns", sortOrder="ASC")
+
+    def campaign(self, campaign_id: str, include_counters: bool = True) -> dict[str, Any]:
+        """One campaign as ``GET /v2/campaign/{id}`` answers it (admin view: not recorded)."""
+        result: dict[str, Any] = self._get(
+            f"/campaigns/{campaign_id}", includeCounters=str(include_counters).lower()
+        )
+        return result
+
+    def campaign_contacts(
+        self, campaign_id: str, status: str | list[str] | None = None, sort_by: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Every contact of a campaign (``CampaignContactWithOutcome``), in position order unless
+        ``sort_by="status"``, only those in ``status`` if given (admin view: not recorded)."""
+        return self._pages(f"/campaigns/{campaign_id}/contacts", status=status, sortBy=sort_by)
+
+    def wait_for_campaign(
+        self,
+        campaign_id: str,
+        predicate: Callable[[dict[str, Any]], bool] | None = None,
+        *,
+        timeout: float = 30.0,
+        interval: float = 0.02,
+    ) -> dict[str, Any]:
+        """Poll (admin view, with counters) until ``predicate(campaign)`` holds, by default until
+        it is over: ``ended``, or ``cancelled`` with none of its calls still under way; returns
+        the ``CampaignSummary``, or raises TimeoutError."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.campaign(campaign_id)
+            if predicate is not None:
+                done = predicate(found)
+            else:
+                over = found["status"] in ("ended", "cancelled")
+                done = over and found["contactCounters"]["dispatched"] == 0
+            if done:
+                return found
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"campaign {campaign_id} is still {found['status']} after {timeout}s")
+            time.sleep(interval)
 
     def inject_inbound_call(
         self,

@@ -42,9 +42,8 @@ def place_calls(
                 raise bad_request(problem)
             failed.append({"customer": customer, "error": problem})
             continue
-        rec = new_call(book, body, customer, customer_id, assistant, now, base_url)
-        rec.output_plan = plan_outputs(rec.assistant)
-        blocked = begin(book, rec, body, now) or blocked
+        rec, waits = place_call(book, body, customer, customer_id, assistant, now, base_url, plan_outputs)
+        blocked = waits or blocked
         results.append(book.json(rec, now))
     if not batch:
         return json.loads(results[0])  # type: ignore[no-any-return]
@@ -57,6 +56,23 @@ def place_calls(
             "remainingConcurrentCalls": book.free_slots(),
         },
     }
+
+
+def place_call(
+    book: CallBook,
+    body: dict[str, Any],
+    customer: dict[str, Any],
+    customer_id: str | None,
+    assistant: dict[str, Any],
+    now: int,
+    base_url: str,
+    plan_outputs: PlanOutputs,
+) -> tuple[CallRecord, bool]:
+    """A new call to ``customer`` (already checked), set on its way (:func:`begin`); and whether
+    the concurrency limit blocks it."""
+    rec = new_call(book, body, customer, customer_id, assistant, now, base_url)
+    rec.output_plan = plan_outputs(rec.assistant)
+    return rec, begin(book, rec, body, now)
 
 
 def new_call(

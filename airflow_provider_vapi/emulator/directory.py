@@ -18,15 +18,18 @@ _ASSISTANT_SOURCES = ("assistantId", "assistant", "squadId", "squad", "workflowI
 _ATOMIC = frozenset({"schema", "metadata"})
 
 
-def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(
+    base: dict[str, Any], override: dict[str, Any], atomic: frozenset[str] = _ATOMIC
+) -> dict[str, Any]:
     """``override`` on top of ``base``, recursing into objects (how assistant overrides apply).
 
-    A JSON schema (``structuredDataPlan.schema``) is one value: an override replaces it whole.
+    A JSON schema (``structuredDataPlan.schema``) is one value: an override replaces it whole, as
+    do the ``metadata`` of assistant overrides (``atomic``: the keys whose objects are not merged).
     """
     out = dict(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict) and key not in _ATOMIC:
-            out[key] = deep_merge(out[key], value)
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key not in atomic:
+            out[key] = deep_merge(out[key], value, atomic)
         else:
             out[key] = value
     return out

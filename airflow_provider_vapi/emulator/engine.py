@@ -3,8 +3,8 @@ API and the admin API, and saving calls, assistants and structured outputs to th
 
 The pieces live elsewhere: the call state machine in :mod:`.lifecycle`, placing calls in
 :mod:`.creation`, assistants / phone numbers / customers in :mod:`.directory`, saved structured
-outputs and their runs in :mod:`.structured_outputs`, the call record and its wire form in
-:mod:`.records`, the run-time settings in :mod:`.config`. Every public method reads the clock
+outputs and their runs in :mod:`.structured_outputs`, campaigns in :mod:`.campaigns`, the call
+record and its wire form in :mod:`.records`, the run-time settings in :mod:`.config`. Every public method reads the clock
 through :meth:`Engine.now` and applies every due event before it answers.
 """
 
@@ -12,25 +12,34 @@ from __future__ import annotations
 
 import copy
 import heapq
+import json
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from .campaign_pages import campaigns_page, contacts_page
+from .campaigns import CampaignBook
 from .config import EngineConfig
 from .constants import ASSISTANT_ID, PHONE_NUMBER_ID
-from .creation import place_calls
+from .creation import place_call, place_calls
 from .directory import Directory, new_assistant
 from .errors import ApiError, bad_request, not_found
 from .lifecycle import CallBook
-from .listing import ListQuery
+from .listing import ContactQuery, ListQuery
 from .outcomes import MANUALLY_CANCELED, SCHEDULED_CALL_DELETED
 from .recordings import ARTIFACT_NOT_FOUND
 from .records import CallRecord, iso
 from .seeding import inbound_body, inject_inbound, parse_seed, seed_calls
 from .store import SQLiteStore
 from .structured_outputs import OutputLibrary, run_outputs
-from .validation import create_call_errors, run_structured_output_errors, update_call_errors
+from .validation import (
+    create_call_errors,
+    create_campaign_errors,
+    run_structured_output_errors,
+    update_call_errors,
+    update_campaign_errors,
+)
 
 
 class Engine:
@@ -43,6 +52,7 @@ class Engine:
         self._lock = threading.RLock()
         self._store = SQLiteStore(state_file) if state_file else None
         self._book = CallBook(config)
+        self._campaigns = CampaignBook(self._book, self._check_call, self._place_call)
         self.directory = Directory()
         self.outputs = OutputLibrary()
         if self._store is not None:
@@ -70,7 +80,7 @@ class Engine:
     def advance(self, now: int | None = None) -> None:
         """Apply every event due by ``now`` (default: the clock), in time order."""
         with self._lock:
-            self._book.advance(self.now() if now is None else now)
+            self._campaigns.advance(self.now() if now is None else now)
             self._flush()
 
     # -- persistence --------------------------------------------------------------------------
@@ -79,6 +89,7 @@ class Engine:
         changed = self._book.take_dirty()
         if self._store is not None:
             self._store.save("calls", [(rec.id, rec.to_row()) for rec in changed])
+        self._campaigns.flush(self._store)
 
     def _load(self) -> None:
         assert self._store is not None
@@ -87,6 +98,7 @@ class Engine:
         self.outputs = OutputLibrary(self._store.load("structured_outputs"))
         records = sorted((CallRecord.from_row(r) for r in self._store.load("calls")), key=lambda r: r.seq)
         self._book.restore(records)
+        self._campaigns.restore(self._store.load("campaigns"), self._store.load("campaign_contacts"))
         self.advance()
 
     def close(self) -> None:
@@ -102,6 +114,7 @@ class Engine:
         """Back to the seeds and the start-up configuration (the state file is emptied too)."""
         with self._lock:
             self._book.clear()
+            self._campaigns.clear()
             self.directory = Directory()
             self.outputs = OutputLibrary()
             self.config = copy.deepcopy(self._initial_config)
@@ -221,6 +234,14 @@ class Engine:
             self._flush()
             return data
 
+    def _check_call(self, body: dict[str, Any], customers: list[dict[str, Any]]) -> dict[str, Any]:
+        """The effective assistant of a call body to ``customers``; a 400 as ``POST /call``
+        answers when the body names an unknown assistant, phone number or structured output."""
+        assistant = self.directory.assistant_for(body)
+        self.directory.check_phone_number(body)
+        self.outputs.check_calls(assistant, [(customer, None) for customer in customers])
+        return assistant
+
     def create_calls(self, body: Any, base_url: str) -> dict[str, Any]:
         """``POST /call``: one ``Call``, or a ``CallBatchResponse`` when ``customers`` is sent."""
         if not isinstance(body, dict):
@@ -231,14 +252,60 @@ class Engine:
         with self._lock:
             self.advance()
             customers = self.directory.customers_for(body)
-            assistant = self.directory.assistant_for(body)
-            self.directory.check_phone_number(body)
-            self.outputs.check_calls(assistant, customers)
+            assistant = self._check_call(body, [customer for customer, _ in customers])
             placed = place_calls(
                 self._book, body, customers, assistant, self.now(), base_url, self.outputs.plan_for
             )
             self._flush()
             return placed
+
+    # -- Vapi API: campaigns (:mod:`.campaigns`) -------------------------------------------------
+
+    def _place_call(
+        self, body: dict[str, Any], assistant: dict[str, Any], at: int, base_url: str
+    ) -> CallRecord:
+        """A campaign's call, placed at ``at`` as ``POST /call`` places one."""
+        customer = body["customer"]
+        return place_call(self._book, body, customer, None, assistant, at, base_url, self.outputs.plan_for)[0]
+
+    def _campaign_answer(self, op: Callable[[int], Any]) -> bytes:
+        """``op(now)`` under the lock once every event due by ``now`` is applied, saved, as JSON."""
+        with self._lock:
+            now = self.now()
+            self.advance(now)
+            answer = json.dumps(op(now), separators=(",", ":")).encode()
+            self._flush()
+            return answer
+
+    def create_campaign(self, body: dict[str, Any], base_url: str) -> bytes:
+        """``POST /v2/campaign``: the ``Campaign``."""
+        errors = create_campaign_errors(body)
+        if errors:
+            raise bad_request(errors)
+        return self._campaign_answer(lambda now: self._campaigns.create(body, now, base_url))
+
+    def list_campaigns(self, query: ListQuery) -> bytes:
+        """``GET /v2/campaign``: a ``CampaignSummaryPaginatedResponse``."""
+        return self._campaign_answer(lambda _: campaigns_page(self._campaigns.campaigns.values(), query))
+
+    def get_campaign(self, campaign_id: str, counters: bool) -> bytes:
+        """``GET /v2/campaign/{id}``: the ``CampaignSummary``."""
+        return self._campaign_answer(lambda _: self._campaigns.get(campaign_id).summary(counters))
+
+    def update_campaign(self, campaign_id: str, body: dict[str, Any]) -> bytes:
+        """``PATCH /v2/campaign/{id}``: the ``Campaign``."""
+        errors = update_campaign_errors(body)
+        if errors:
+            raise bad_request(errors)
+        return self._campaign_answer(lambda now: self._campaigns.update(campaign_id, body, now))
+
+    def delete_campaign(self, campaign_id: str) -> bytes:
+        """``DELETE /v2/campaign/{id}``: the ``Campaign``, cancelled if it was at work, now gone."""
+        return self._campaign_answer(lambda now: self._campaigns.delete(campaign_id, now))
+
+    def campaign_contacts(self, campaign_id: str, query: ContactQuery) -> bytes:
+        """``GET /v2/campaign/{id}/contacts``: a ``CampaignContactPaginatedResponse``."""
+        return self._campaign_answer(lambda _: contacts_page(self._campaigns.get(campaign_id), query))
 
     # -- recordings ------------------------------------------------------------------------------
 
@@ -271,9 +338,9 @@ class Engine:
         spec = parse_seed(body, ASSISTANT_ID, PHONE_NUMBER_ID)
         with self._lock:
             self.advance()
-            assistant = self.directory.assistant_for({"assistantId": spec.assistant_id})
-            self.directory.check_phone_number({"phoneNumberId": spec.phone_number_id})
-            self.outputs.check_calls(assistant, [({}, None)])
+            assistant = self._check_call(
+                {"assistantId": spec.assistant_id, "phoneNumberId": spec.phone_number_id}, [{}]
+            )
             ids = seed_calls(self._book, spec, assistant, self.outputs.plan_for, base_url)
             self._flush()
         answer: dict[str, Any] = {"count": len(ids), "firstId": ids[0] if ids else None}
@@ -287,9 +354,7 @@ class Engine:
         call, ended = inbound_body(body, ASSISTANT_ID, PHONE_NUMBER_ID)
         with self._lock:
             self.advance()
-            assistant = self.directory.assistant_for(call)
-            self.directory.check_phone_number(call)
-            self.outputs.check_calls(assistant, [(call["customer"], None)])
+            assistant = self._check_call(call, [call["customer"]])
             now = self.now()
             rec = inject_inbound(self._book, call, assistant, now, base_url, self.outputs.plan_for, ended)
             self._flush()

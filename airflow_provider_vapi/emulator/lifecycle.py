@@ -10,7 +10,8 @@ time order and with the event's own timestamp, so:
 * ``updatedAt`` moves exactly when something changes, and never to a time a reader has already
   been shown, so ``updatedAtGt`` polling cannot miss a change;
 * a call ending at ``T`` frees its concurrency slot at ``T`` and the next waiting call is admitted
-  at ``T`` (not when someone happens to look).
+  at ``T`` (not when someone happens to look); then :attr:`CallBook.on_end` hears of it, at ``T``
+  too (a campaign dials its next contact then: :mod:`.campaigns`).
 
 All durations are fixed when a call is created (``speed`` divides them), so changing the speed at
 run time affects new calls only. Times are integer milliseconds since the epoch, as Vapi's wire
@@ -22,12 +23,12 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import content, output_results
 from .config import EngineConfig
-from .outcomes import CONCURRENCY_LIMIT_MESSAGE, CONCURRENCY_LIMIT_REACHED, outcome_for
+from .outcomes import CONCURRENCY_LIMIT_MESSAGE, CONCURRENCY_LIMIT_REACHED, VOICEMAIL, outcome_for
 from .recordings import Presigner, fill
 from .records import CallRecord, WireCache, iso
 
@@ -45,6 +46,8 @@ class CallBook:
         self._occupied: set[str] = set()
         self._dirty: set[str] = set()
         self._seq = 0
+        #: Told ``(call, at)`` when a call ends or is deleted before it ended.
+        self.on_end: Callable[[CallRecord, int], None] | None = None
 
     # -- bookkeeping ----------------------------------------------------------------------------
 
@@ -194,7 +197,7 @@ class CallBook:
             first = rec.assistant.get("firstMessage")
             rec.messages = content.build_messages(
                 outcome.messages,
-                outcome.ended_reason == "voicemail",
+                outcome.ended_reason == VOICEMAIL,
                 content.render(first, rec.variables) if isinstance(first, str) else None,
                 rec.answered_ms,
                 at,
@@ -208,6 +211,8 @@ class CallBook:
         threshold = plan.get("minMessagesThreshold", 2)
         if rec.messages and len(rec.messages) >= threshold:
             self.schedule(rec, at + rec.analysis_ms, "analysis")
+        if self.on_end is not None:
+            self.on_end(rec, at)
 
     def _add_analysis(self, rec: CallRecord, at: int) -> None:
         plan = rec.assistant.get("analysisPlan") or {}
@@ -262,6 +267,8 @@ class CallBook:
         del self.calls[rec.id]
         self._wire.forget(rec.id)
         self._release(rec, at)
+        if rec.status != "ended" and self.on_end is not None:
+            self.on_end(rec, at)
 
     def restore(self, records: Iterable[CallRecord]) -> None:
         """Rebuild slots, queue and pending events from saved records (given oldest first)."""

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 QUEUE_S = 0.5
 RING_S = 2.0
 TALK_S = 6.0
+#: The ``endedReason`` of a call a voicemail answered (answered, but by no human).
+VOICEMAIL = "voicemail"
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ OUTCOMES: dict[str, Outcome] = {
     for o in (
         Outcome("0001", "busy", "customer-busy", answers=False, ring_s=1.0, messages=0),
         Outcome("0002", "no answer", "customer-did-not-answer", answers=False, ring_s=6.0, messages=0),
-        Outcome("0003", "voicemail", "voicemail", talk_s=3.0, messages=1),
+        Outcome("0003", "voicemail", VOICEMAIL, talk_s=3.0, messages=1),
         Outcome(
             "0004",
             "platform fault mid-call",
@@ -71,6 +73,9 @@ DEFAULT_OUTCOMES = (
 #: How calls end when something other than their outcome ends them.
 MANUALLY_CANCELED = "manually-canceled"
 SCHEDULED_CALL_DELETED = "scheduled-call-deleted"
+CALL_DELETED = "call-deleted"
+#: The family of ``endedReason`` of calls that never started.
+START_ERROR_PREFIX = "call.start.error-"
 CONCURRENCY_LIMIT_REACHED = "call.start.error-subscription-concurrency-limit-reached"
 CONCURRENCY_LIMIT_MESSAGE = "Couldn't start call: the concurrency limit of your subscription was reached."
 

@@ -15,7 +15,9 @@ Fixtures:
     ``.requests(method=None, path=None)``, ``.fault(...)``, ``.faults([...])``, ``.configure(...)``,
     ``.calls()``, ``.call(id)``, ``.wait_for(id, ...)``, ``.reset()``,
     ``.create_structured_output(name, schema)``, ``.run_structured_output(call_ids, id)``,
-    ``.inject_inbound_call(number, ...)``, ``.seed_calls(count, start, end, ...)`` ...
+    ``.inject_inbound_call(number, ...)``, ``.seed_calls(count, start, end, ...)``,
+    ``.create_campaign(numbers, ...)``, ``.campaigns()``, ``.campaign(id)``,
+    ``.campaign_contacts(id)``, ``.wait_for_campaign(id)`` ...
 
 ``vapi_emulator_factory`` (function)
     ``factory(**options) -> EmulatorHandle`` starts a dedicated emulator with special start-up

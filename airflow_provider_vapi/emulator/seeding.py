@@ -30,7 +30,7 @@ from .creation import begin, new_call
 from .directory import deep_merge
 from .errors import bad_request
 from .lifecycle import CallBook
-from .outcomes import Outcome, outcome_for
+from .outcomes import VOICEMAIL, Outcome, outcome_for
 from .records import CallRecord
 from .validation import customer_error, parse_iso
 
@@ -170,7 +170,7 @@ def without_recording(assistant: dict[str, Any]) -> dict[str, Any]:
 @cache
 def _message_count(outcome: Outcome) -> int:
     """How many messages a call with ``outcome`` has once answered."""
-    voicemail = outcome.ended_reason == "voicemail"
+    voicemail = outcome.ended_reason == VOICEMAIL
     return len(content.build_messages(outcome.messages, voicemail, None, 0, 60_000))
 
 
@@ -275,7 +275,7 @@ class Seeder:
         """Messages, costs, analysis and structured outputs of the ended ``rec``."""
         ended = rec.ended_ms
         assert ended is not None
-        voicemail = outcome.ended_reason == "voicemail"
+        voicemail = outcome.ended_reason == VOICEMAIL
         if rec.answered_ms is not None:
             rec.messages = content.build_messages(
                 outcome.messages, voicemail, self.opening, rec.answered_ms, ended

@@ -24,9 +24,11 @@ from pathlib import Path
 from typing import Any
 
 #: The request bodies (``CreateCallDTO`` covers inline assistants, squads, workflows, customers).
-#: The roots are walked last first, so the structured-output bodies come first here: the unions
-#: they share with the call bodies keep the names the call bodies gave them.
+#: The roots are walked last first, so the campaign and structured-output bodies come first here:
+#: the unions they share with the call bodies keep the names the call bodies gave them.
 ROOTS = (
+    "UpdateCampaignDTO",
+    "CreateCampaignDTO",
     "StructuredOutputRunDTO",
     "UpdateStructuredOutputDTO",
     "CreateStructuredOutputDTO",

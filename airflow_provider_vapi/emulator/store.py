@@ -1,5 +1,5 @@
-"""Optional persistence: calls, created assistants and structured outputs in a SQLite file
-(``--state FILE``).
+"""Optional persistence: calls, created assistants, structured outputs and campaigns (each
+contact a row of its own) in a SQLite file (``--state FILE``).
 
 Each object is one JSON row, written when it changes. A restarted emulator reloads them and lets
 their timelines continue from wall-clock time (events that fell due while it was down are applied
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 #: The tables: one JSON object per row, keyed by its id.
-TABLES = ("calls", "assistants", "structured_outputs")
+TABLES = ("calls", "assistants", "structured_outputs", "campaigns", "campaign_contacts")
 
 
 class SQLiteStore:
@@ -50,8 +50,16 @@ class SQLiteStore:
 
     def delete(self, table: str, key: str) -> None:
         """Remove one row."""
+        self.delete_many(table, [key])
+
+    def delete_many(self, table: str, keys: list[str]) -> None:
+        """Remove rows in one transaction."""
+        if not keys:
+            return
         with self._lock:
-            self._db.execute(f"DELETE FROM {_table(table)} WHERE id = ?", (key,))
+            self._db.execute("BEGIN")
+            self._db.executemany(f"DELETE FROM {_table(table)} WHERE id = ?", [(key,) for key in keys])
+            self._db.execute("COMMIT")
 
     def clear(self) -> None:
         """Remove everything (the admin reset)."""

@@ -15,7 +15,6 @@ result, and ``compliancePlan`` is only echoed.
 from __future__ import annotations
 
 import copy
-import math
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -25,7 +24,7 @@ from .constants import ORG_ID
 from .directory import deep_merge
 from .errors import bad_request, not_found
 from .lifecycle import CallBook
-from .listing import ListQuery, micros
+from .listing import ListQuery, micros, page_meta
 from .records import CallRecord, iso
 from .validation import create_structured_output_errors, update_structured_output_errors
 
@@ -105,18 +104,7 @@ class OutputLibrary:
         found.sort(key=lambda pair: (pair[1]["createdAt"], pair[0]), reverse=query.sort_order == "DESC")
         start = (query.page - 1) * query.limit
         page = [item for _, item in found[start : start + query.limit]]
-        total = len(found)
-        return {
-            "results": page,
-            "metadata": {
-                "itemsPerPage": query.limit,
-                "totalItems": total,
-                "currentPage": query.page,
-                "totalPages": math.ceil(total / query.limit) if query.limit else 0,
-                "hasNextPage": bool(query.limit) and start + query.limit < total,
-                "sortOrder": query.sort_order,
-            },
-        }
+        return {"results": page, "metadata": page_meta(len(found), query.page, query.limit, query.sort_order)}
 
     # -- what calls and runs refer to --------------------------------------------------------------
 

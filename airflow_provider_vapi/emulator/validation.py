@@ -36,6 +36,23 @@ _CONDITION_FIELDS = {
 }
 #: ``StructuredOutputRunDTO.callIds``: how many calls one run may name.
 MAX_RUN_CALLS = 100
+#: ``CreateCampaignDTO.customers``: how many customers one campaign may have.
+MAX_CAMPAIGN_CUSTOMERS = 10_000
+#: ``CreateCampaignDTO.serverMessages`` and ``UpdateCampaignDTO.status`` values.
+CAMPAIGN_SERVER_MESSAGES = (
+    "campaign.started",
+    "campaign.cancelled",
+    "campaign.ended",
+    "campaign.archived",
+    "campaign.unarchived",
+    "contact.dispatched",
+    "contact.completed",
+    "contact.failed",
+    "contact.skipped",
+    "contact.predial-failed",
+    "campaign.job.continued",
+)
+CAMPAIGN_UPDATE_STATUSES = ("ended", "cancelled")
 #: The 400 of a route whose ``{id}`` is not a uuid (NestJS ``ParseUUIDPipe``).
 UUID_MESSAGE = "Validation failed (uuid is expected)"
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -93,6 +110,31 @@ class _Constraints:
         value = obj.get(key)
         if isinstance(value, str) and value not in values:
             self.errors.append(f"{prefix}{key} must be one of the following values: {', '.join(values)}")
+
+    def each_one_of(self, obj: dict[str, Any], key: str, values: tuple[str, ...]) -> None:
+        """``IsEnum`` with ``each``: every string of the array ``key`` is one of ``values``."""
+        items = obj.get(key)
+        if isinstance(items, list) and any(isinstance(v, str) and v not in values for v in items):
+            self.errors.append(
+                f"each value in {key} must be one of the following values: {', '.join(values)}"
+            )
+
+    def schedule_plan(self, body: dict[str, Any]) -> None:
+        """A ``SchedulePlan``: ``earliestAt`` required, both ISO 8601 date-times."""
+        plan = body.get("schedulePlan")
+        if isinstance(plan, dict):
+            self.date(plan, "earliestAt", "schedulePlan.", True)
+            self.date(plan, "latestAt", "schedulePlan.", False)
+
+    def customers(self, obj: dict[str, Any], prefix: str) -> None:
+        """The ``customers`` array of a campaign body or of one of its ``dialPlan`` entries."""
+        items = obj.get("customers")
+        if isinstance(items, list) and len(items) > MAX_CAMPAIGN_CUSTOMERS:
+            self.errors.append(
+                f"{prefix}customers must contain no more than {MAX_CAMPAIGN_CUSTOMERS} elements"
+            )
+        for i, item in enumerate(items if isinstance(items, list) else []):
+            self.customer(item, f"{prefix}customers.{i}.")
 
     def structured_output(self, obj: Any, prefix: str, create: bool) -> None:
         """A ``CreateStructuredOutputDTO`` (``create``: ``name`` and ``schema`` required) or an
@@ -170,10 +212,7 @@ def _call_constraints(c: _Constraints, body: dict[str, Any]) -> None:
     customers = body.get("customers")
     for i, item in enumerate(customers if isinstance(customers, list) else []):
         c.customer(item, f"customers.{i}.")
-    plan = body.get("schedulePlan")
-    if isinstance(plan, dict):
-        c.date(plan, "earliestAt", "schedulePlan.", True)
-        c.date(plan, "latestAt", "schedulePlan.", False)
+    c.schedule_plan(body)
     phone = body.get("phoneNumber")
     if isinstance(phone, dict):
         for key in ("twilioPhoneNumber", "twilioAccountSid"):
@@ -188,6 +227,41 @@ def _call_constraints(c: _Constraints, body: dict[str, Any]) -> None:
         if isinstance(member, dict):
             c.assistant(member.get("assistant"), f"squad.members.{i}.assistant.")
             c.assistant(member.get("assistantOverrides"), f"squad.members.{i}.assistantOverrides.")
+
+
+def _campaign_constraints(c: _Constraints, body: dict[str, Any]) -> None:
+    """What a ``CreateCampaignDTO`` or an ``UpdateCampaignDTO`` checks beyond names and types."""
+    c.customers(body, "")
+    plan = body.get("dialPlan")
+    for j, entry in enumerate(plan if isinstance(plan, list) else []):
+        if isinstance(entry, dict):
+            c.required_string(entry, "phoneNumberId", f"dialPlan.{j}.")
+            if entry.get("customers") is None:
+                c.errors.append(f"dialPlan.{j}.customers must be an array")
+            c.customers(entry, f"dialPlan.{j}.")
+    c.schedule_plan(body)
+    c.number(body, "maxConcurrency", "", 1, float("inf"))
+    for key in ("assistantOverrides", "squadOverrides"):
+        c.assistant(body.get(key), f"{key}.")
+    c.each_one_of(body, "serverMessages", CAMPAIGN_SERVER_MESSAGES)
+
+
+def create_campaign_errors(body: dict[str, Any]) -> list[str]:
+    """Every DTO violation of a ``POST /v2/campaign`` body (``CreateCampaignDTO``)."""
+    errors = object_errors(body, "CreateCampaignDTO")
+    c = _Constraints(errors)
+    c.required_string(body, "name", "")
+    _campaign_constraints(c, body)
+    return errors
+
+
+def update_campaign_errors(body: dict[str, Any]) -> list[str]:
+    """Every DTO violation of a ``PATCH /v2/campaign/{id}`` body (``UpdateCampaignDTO``)."""
+    errors = object_errors(body, "UpdateCampaignDTO")
+    c = _Constraints(errors)
+    c.one_of(body, "status", "", CAMPAIGN_UPDATE_STATUSES)
+    _campaign_constraints(c, body)
+    return errors
 
 
 def create_call_errors(body: dict[str, Any]) -> list[str]:

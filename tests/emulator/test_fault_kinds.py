@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -16,23 +15,10 @@ from airflow_provider_vapi.emulator.client import EmulatorHandle
 from airflow_provider_vapi.emulator.engine import Engine
 from airflow_provider_vapi.emulator.faults import FaultBook, parse_action
 from airflow_provider_vapi.emulator.runtime import Runtime
-from tests.emulator.conftest import create, error, get_call
+from tests.emulator.conftest import create, error, get_call, wait_until
 
-T = TypeVar("T")
 SINCE = "2020-01-01T00:00:00.000Z"
 SCHEDULED = {"schedulePlan": {"earliestAt": "2099-01-01T00:00:00.000Z"}}
-
-
-def wait_until(probe: Callable[[], T], timeout: float, interval: float = 0.02) -> T:
-    """Call ``probe`` until it returns something truthy (returned), or fail after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still {value!r} after {timeout}s")
-        time.sleep(interval)
 
 
 def listed_ids(http: httpx.Client, **params: str) -> list[str]:
