@@ -24,6 +24,18 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+_OPERATOR_MODULES = (
+    "airflow_provider_vapi.operators",
+    "airflow_provider_vapi.structured_outputs",
+    "airflow_provider_vapi.call_export",
+    "airflow_provider_vapi.warehouse",
+    "airflow_provider_vapi.campaigns.operator",
+    "airflow_provider_vapi.campaigns.contacts",
+)
+_SENSOR_MODULES = ("airflow_provider_vapi.sensors", "airflow_provider_vapi.campaigns.sensor")
+_TRIGGER_MODULES = ("airflow_provider_vapi.triggers", "airflow_provider_vapi.campaigns.trigger")
+
+
 def get_provider_info() -> dict[str, Any]:
     """Provider metadata read by Airflow through the ``apache_airflow_provider`` entry point."""
     from airflow_provider_vapi.connection_form import CONN_FIELDS, provider_ui_field_behaviour
@@ -41,20 +53,13 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": [{"integration-name": "Vapi", "python-modules": ["airflow_provider_vapi.hooks"]}],
-        "operators": [
-            {
-                "integration-name": "Vapi",
-                "python-modules": [
-                    "airflow_provider_vapi.operators",
-                    "airflow_provider_vapi.structured_outputs",
-                    "airflow_provider_vapi.call_export",
-                    "airflow_provider_vapi.warehouse",
-                ],
-            }
+        "operators": [{"integration-name": "Vapi", "python-modules": list(_OPERATOR_MODULES)}],
+        "sensors": [{"integration-name": "Vapi", "python-modules": list(_SENSOR_MODULES)}],
+        "triggers": [{"integration-name": "Vapi", "python-modules": list(_TRIGGER_MODULES)}],
+        "extra-links": [
+            "airflow_provider_vapi.links.VapiCallLink",
+            "airflow_provider_vapi.links.VapiCampaignLink",
         ],
-        "sensors": [{"integration-name": "Vapi", "python-modules": ["airflow_provider_vapi.sensors"]}],
-        "triggers": [{"integration-name": "Vapi", "python-modules": ["airflow_provider_vapi.triggers"]}],
-        "extra-links": ["airflow_provider_vapi.links.VapiCallLink"],
         "connection-types": [
             {
                 "hook-class-name": "airflow_provider_vapi.hooks.VapiHook",

@@ -124,6 +124,16 @@ class VapiCallTimeoutError(VapiError, AirflowFailException):
     """The wait for a call ran past its deadline and the call was ended: final, never retried."""
 
 
+class VapiCampaignTimeoutError(VapiError, AirflowFailException):
+    """The wait for a campaign ran past its deadline (it was cancelled unless the task opted out):
+    final, never retried (a retry would re-attach to the same campaign)."""
+
+
+class VapiCampaignCancelledError(VapiError, AirflowFailException):
+    """The campaign was cancelled (in the dashboard, by a timed-out or killed earlier try): final;
+    trigger a new run to call the list again."""
+
+
 _BY_STATUS: dict[int, type[VapiAPIError]] = {
     400: VapiBadRequestError,
     401: VapiAuthError,

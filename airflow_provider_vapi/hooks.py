@@ -22,6 +22,7 @@ from airflow.providers.common.compat.sdk import BaseHook
 from pydantic import ValidationError
 
 from airflow_provider_vapi import downloads, extraction, idempotency
+from airflow_provider_vapi.campaigns.api import CampaignApi
 from airflow_provider_vapi.exceptions import VapiError, VapiInvalidRequestError
 from airflow_provider_vapi.links import dashboard_url
 from airflow_provider_vapi.models import Call, CallBatchResponse, CreateCallRequest
@@ -81,6 +82,8 @@ class VapiHook(BaseHook):
         self._aclient: httpx.AsyncClient | None = None
         self._aclient_loop: asyncio.AbstractEventLoop | None = None
         self._recordings = downloads.Recordings(self._run, lambda: self.settings, self.log)
+        #: Campaigns (``/v2/campaign``): create, read, cancel, page through contacts.
+        self.campaigns = CampaignApi(self)
 
     # -- connection -----------------------------------------------------------------------------
 

@@ -348,7 +348,16 @@ class PlaceCallOperator(VapiTemplating, CallWaitMixin, BaseOperator):
 
 # Importable from here too, beside the other operators (it lives in its own module).
 from airflow_provider_vapi.call_export import ExportCallsOperator  # noqa: E402
+from airflow_provider_vapi.campaigns.contacts import LoadCampaignContactsOperator  # noqa: E402
+from airflow_provider_vapi.campaigns.operator import RunCampaignOperator  # noqa: E402
 from airflow_provider_vapi.structured_outputs import RunStructuredOutputOperator  # noqa: E402
 from airflow_provider_vapi.warehouse import LoadCallsOperator  # noqa: E402
 
-__all__ = ["ExportCallsOperator", "LoadCallsOperator", "PlaceCallOperator", "RunStructuredOutputOperator"]
+__all__ = [
+    "ExportCallsOperator",
+    "LoadCallsOperator",
+    "LoadCampaignContactsOperator",
+    "PlaceCallOperator",
+    "RunCampaignOperator",
+    "RunStructuredOutputOperator",
+]

@@ -219,3 +219,9 @@ def _is_timeout(exc: BaseException) -> bool:
         if isinstance(error, AirflowSensorTimeout | AirflowTaskTimeout):
             return True
     return isinstance(exc, AirflowSkipException) and str(exc).startswith("Sensor has timed out")
+
+
+# Importable from here too, beside the call sensor (it lives with the other campaign modules).
+from airflow_provider_vapi.campaigns.sensor import CampaignStatusSensor  # noqa: E402
+
+__all__ = ["CallStatusSensor", "CampaignStatusSensor"]

@@ -273,3 +273,9 @@ class CallStatusTrigger(BaseTrigger):
                     self.log.warning("Could not end Vapi call %s: %s", call_id, exc)
         finally:
             await hook.aclose()
+
+
+# Importable from here too, beside the call trigger (it lives with the other campaign modules).
+from airflow_provider_vapi.campaigns.trigger import CampaignStatusTrigger  # noqa: E402
+
+__all__ = ["CallStatusTrigger", "CampaignStatusTrigger"]

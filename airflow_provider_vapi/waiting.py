@@ -176,6 +176,12 @@ def trigger_on_kill_supported() -> bool:
     return callable(getattr(BaseTrigger, "on_kill", None))
 
 
+def wait_deadline(timeout: float | None, execution_timeout: timedelta | None) -> float | None:
+    """Wall-clock deadline of a wait: ``timeout`` and ``execution_timeout``, the earlier."""
+    limits = [t for t in (timeout, execution_timeout and execution_timeout.total_seconds()) if t]
+    return time.time() + min(limits) if limits else None
+
+
 def default_deferrable() -> bool:
     """Airflow's ``[operators] default_deferrable``."""
     return bool(conf.getboolean("operators", "default_deferrable", fallback=False))
@@ -252,11 +258,7 @@ class CallWaitMixin:
         return values[0] if single else values
 
     def _deadline(self, timeout: float | None) -> float | None:
-        """Wall-clock deadline of the wait: ``timeout`` and ``execution_timeout``, the earlier."""
-        limits = [
-            t for t in (timeout, self.execution_timeout and self.execution_timeout.total_seconds()) if t
-        ]
-        return time.time() + min(limits) if limits else None
+        return wait_deadline(timeout, self.execution_timeout)
 
     def _poll_until_settled(
         self, call_ids: list[str], single: bool, poll_interval: float, timeout: float | None

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseHook, BaseOperator
 
 from airflow_provider_vapi.call_files import read_rows, storage_path
-from airflow_provider_vapi.call_rows import COLUMN_NAMES, COLUMNS, as_text_times
+from airflow_provider_vapi.call_rows import COLUMN_NAMES, COLUMNS, Column, as_text_times
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -50,22 +50,34 @@ def dialect_of(hook: Any) -> str:
     return "postgresql" if name in ("postgres", "postgresql") else name
 
 
-def create_table_sql(table: str, dialect: str) -> str:
+def create_table_sql(
+    table: str, dialect: str, columns: Sequence[Column] = COLUMNS, key: Sequence[str] = ("id",)
+) -> str:
     types = TYPES.get(dialect, TYPES["sqlite"])
-    columns = ",\n  ".join(
-        f"{c.name} {types[c.kind]}" + (" PRIMARY KEY" if c.name == "id" else "") for c in COLUMNS
+    lines = [f"{c.name} {types[c.kind]}" for c in columns]
+    lines += [f"PRIMARY KEY ({', '.join(key)})"]
+    return f"CREATE TABLE IF NOT EXISTS {table} (\n  " + ",\n  ".join(lines) + "\n)"
+
+
+def upsert_sql(
+    table: str,
+    placeholder: str,
+    names: Sequence[str] = COLUMN_NAMES,
+    key: Sequence[str] = ("id",),
+    newest_wins: bool = True,
+) -> str:
+    """One row's upsert (PostgreSQL 9.5+, SQLite 3.24+); ``newest_wins``: only by a row whose
+    ``updated_at`` is at least the stored one's."""
+    values = ", ".join([placeholder] * len(names))
+    updates = ", ".join(f"{c} = excluded.{c}" for c in names if c not in key)
+    guard = (
+        f" WHERE {table}.updated_at IS NULL OR excluded.updated_at >= {table}.updated_at"
+        if newest_wins
+        else ""
     )
-    return f"CREATE TABLE IF NOT EXISTS {table} (\n  {columns}\n)"
-
-
-def upsert_sql(table: str, placeholder: str) -> str:
-    """One row's upsert, newest ``updated_at`` winning (PostgreSQL 9.5+, SQLite 3.24+)."""
-    names = ", ".join(COLUMN_NAMES)
-    values = ", ".join([placeholder] * len(COLUMN_NAMES))
-    updates = ", ".join(f"{c} = excluded.{c}" for c in COLUMN_NAMES if c != "id")
     return (
-        f"INSERT INTO {table} ({names}) VALUES ({values}) ON CONFLICT (id) DO UPDATE SET {updates} "
-        f"WHERE {table}.updated_at IS NULL OR excluded.updated_at >= {table}.updated_at"
+        f"INSERT INTO {table} ({', '.join(names)}) VALUES ({values}) "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}{guard}"
     )
 
 
@@ -90,10 +102,36 @@ def source_paths(source: Any) -> list[str]:
     return paths
 
 
-def batches(rows: Iterable[Mapping[str, Any]], size: int) -> Iterator[list[tuple[Any, ...]]]:
+def batches(
+    rows: Iterable[Mapping[str, Any]], size: int, names: Sequence[str] = COLUMN_NAMES
+) -> Iterator[list[tuple[Any, ...]]]:
     iterator = iter(rows)
     while batch := list(islice(iterator, size)):
-        yield [tuple(row.get(name) for name in COLUMN_NAMES) for row in batch]
+        yield [tuple(row.get(name) for name in names) for row in batch]
+
+
+def upsert_rows(
+    hook: Any, sql: str, rows: Iterable[Mapping[str, Any]], names: Sequence[str], create: str | None
+) -> tuple[int, int]:
+    """Run ``create`` (if any) and ``sql`` over ``rows`` in one transaction: all or nothing.
+    Returns (rows read, rows changed)."""
+    read = changed = 0
+    conn = hook.get_conn()
+    try:
+        cursor = conn.cursor()
+        if create:
+            cursor.execute(create)
+        for batch in batches(rows, BATCH_ROWS, names):
+            cursor.executemany(sql, batch)
+            read += len(batch)
+            changed += max(cursor.rowcount, 0)
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    finally:
+        conn.close()
+    return read, changed
 
 
 class LoadCallsOperator(BaseOperator):
@@ -146,23 +184,8 @@ class LoadCallsOperator(BaseOperator):
         sql = upsert_sql(table, hook.placeholder)
         if dialect == "sqlite":
             rows = (as_text_times(row) for row in rows)
-        read = changed = 0
-        conn = hook.get_conn()
-        try:
-            cursor = conn.cursor()
-            if self.create_table:
-                cursor.execute(create_table_sql(table, dialect))
-            for batch in batches(rows, BATCH_ROWS):
-                cursor.executemany(sql, batch)
-                read += len(batch)
-                changed += max(cursor.rowcount, 0)
-            conn.commit()
-        except BaseException:
-            conn.rollback()
-            raise
-        finally:
-            conn.close()
-        return read, changed
+        create = create_table_sql(table, dialect) if self.create_table else None
+        return upsert_rows(hook, sql, rows, COLUMN_NAMES, create)
 
     def _replace(self, hook: Any, table: str, rows: Iterable[dict[str, Any]]) -> int:
         counted = 0

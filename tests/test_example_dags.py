@@ -27,6 +27,7 @@ DAG_IDS = {
     "vapi_appointment_reminders",
     "vapi_structured_output_backfill",
     "vapi_daily_export",
+    "vapi_campaign_from_table",
 }
 
 # Short waits against a fast emulator; read when the examples' helper module is first imported.

@@ -55,7 +55,9 @@ def test_providers_manager_sees_hook_form_trigger_and_link() -> None:
     assert hook is not None and hook.hook_class_name == "airflow_provider_vapi.hooks.VapiHook"
     assert hook.connection_id_attribute_name == "vapi_conn_id"
     assert "airflow_provider_vapi.links.VapiCallLink" in manager.extra_links_class_names
-    assert "airflow_provider_vapi.triggers" in {t.trigger_class_name for t in manager.trigger}
+    assert "airflow_provider_vapi.links.VapiCampaignLink" in manager.extra_links_class_names
+    triggers = {t.trigger_class_name for t in manager.trigger}
+    assert {"airflow_provider_vapi.triggers", "airflow_provider_vapi.campaigns.trigger"} <= triggers
     behaviour = manager.field_behaviours["vapi"]
     assert behaviour["relabeling"]["password"] == "API key (private)"
     widgets = {name for name in manager.connection_form_widgets if name.startswith("extra__vapi__")}

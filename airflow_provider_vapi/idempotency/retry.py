@@ -95,28 +95,37 @@ def note_sending(context: Context) -> None:
         store.set(SENT_KEY, time.time())
 
 
-def settle_earlier_creates(
-    hook: VapiHook, context: Context, key: str, request: CreateCallRequest
-) -> list[Call]:
-    """A retry found no call: an earlier try may have died with its create still in flight. Wait
-    until that create can no longer appear (``create_settle_seconds`` after it was sent; without a
-    task state store, after this try began, as the send came before), then look once more."""
+def wait_out_earlier_send(hook: VapiHook, context: Context) -> bool:
+    """An earlier try may have died with its create still in flight: wait until that create can no
+    longer appear (``create_settle_seconds`` after it was sent; without a task state store, after
+    this try began, as the send came before). ``False``: no earlier try sent one, nothing to wait for.
+    Calls and campaigns alike."""
     store = context.get("task_state_store")  # type: ignore[call-overload]
     if store is not None:
         sent = store.get(SENT_KEY)
         if not isinstance(sent, int | float):
-            return []  # no earlier try sent a create: nothing can be in flight
+            return False  # no earlier try sent a create: nothing can be in flight
     else:
         began = getattr(context["ti"], "start_date", None)
         sent = began.timestamp() if isinstance(began, datetime) else time.time()
     left = float(sent) + hook.settings.create_settle - time.time()
     if left > 0:
         hook.log.info(
-            "No call of an earlier try found; its create may still be in flight at Vapi. "
-            "Looking again in %.0fs, before dialling.",
+            "Nothing of an earlier try found; its create may still be in flight at Vapi. "
+            "Looking again in %.0fs, before creating.",
             left,
         )
         time.sleep(left)
+    return True
+
+
+def settle_earlier_creates(
+    hook: VapiHook, context: Context, key: str, request: CreateCallRequest
+) -> list[Call]:
+    """A retry found no call: wait out an earlier try's create (:func:`wait_out_earlier_send`),
+    then look once more."""
+    if not wait_out_earlier_send(hook, context):
+        return []
     found = hook.find_calls(key, created_after=run_began(context), request=request, **narrowing(request))
     return found if request.customers is not None else found[-1:]
 

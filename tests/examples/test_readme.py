@@ -57,6 +57,9 @@ def test_readme_starts_with_the_two_commands(readme):
         ("RunStructuredOutputOperator", "airflow_provider_vapi.operators.RunStructuredOutputOperator"),
         ("ExportCallsOperator", "airflow_provider_vapi.operators.ExportCallsOperator"),
         ("LoadCallsOperator", "airflow_provider_vapi.operators.LoadCallsOperator"),
+        ("RunCampaignOperator", "airflow_provider_vapi.operators.RunCampaignOperator"),
+        ("CampaignStatusSensor", "airflow_provider_vapi.sensors.CampaignStatusSensor"),
+        ("LoadCampaignContactsOperator", "airflow_provider_vapi.operators.LoadCampaignContactsOperator"),
     ],
 )
 def test_reference_tables_document_exactly_the_parameters(readme, heading, path):
@@ -64,7 +67,7 @@ def test_reference_tables_document_exactly_the_parameters(readme, heading, path)
     cls = getattr(__import__(module, fromlist=[name]), name)
     documented = _first_cells(_section(readme, heading).split("| method")[0])
     expected = _parameters(cls)
-    if heading == "CallStatusSensor":
+    if heading in ("CallStatusSensor", "CampaignStatusSensor"):
         expected |= {"timeout", "mode"}  # BaseSensorOperator's, documented because they matter here
     assert documented == expected
 
@@ -77,6 +80,11 @@ def test_hook_methods_in_the_readme_exist():
     named = set(re.findall(r"`([a-z_]+)\(", table)) | set(re.findall(r"\(`(a[a-z_]+)`\)", table))
     assert named
     assert {m for m in named if not hasattr(VapiHook, m)} == set()
+    from airflow_provider_vapi.campaigns.api import CampaignApi
+
+    on_campaigns = set(re.findall(r"`campaigns\.([a-z_]+)", table))
+    assert {"create", "get", "aget", "cancel", "acancel", "iter_contact_pages"} <= on_campaigns
+    assert {m for m in on_campaigns if not hasattr(CampaignApi, m)} == set()
 
 
 def test_emulator_outcome_table_matches_the_emulators_script(readme):

@@ -368,6 +368,8 @@ class AirflowDeployment:
             # The example DAGs poll every 10 s by default; calls here last well under a second.
             "VAPI_EXAMPLES_POLL_INTERVAL": "0.5",
             "AIRFLOW_CONN_VAPI_DEFAULT": json.dumps(conn),
+            # The warehouse of the example DAGs (vapi_campaign_from_table, vapi_daily_export).
+            "AIRFLOW_CONN_VAPI_WAREHOUSE": json.dumps({"conn_type": "sqlite", "host": str(home / "warehouse.db")}),
             "VAPI_EMULATOR_URL": self.emulator.url,
             "VAPI_SYSTEM_HOME": str(home),
         }

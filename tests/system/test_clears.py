@@ -27,7 +27,7 @@ def _earlier(value: Any, by: timedelta) -> Any:
     return value
 
 
-def age_the_run(deployment: AirflowDeployment, run_id: str, by: timedelta) -> None:
+def age_the_run(deployment: AirflowDeployment, run_id: str, by: timedelta, dag_id: str = DAG_ID) -> None:
     """Move every timestamp of the run ``by`` into the past: the run happened that long ago."""
     url = deployment.db_url or f"sqlite:///{deployment.home / 'airflow.db'}"
     engine = sa.create_engine(url)
@@ -37,13 +37,13 @@ def age_the_run(deployment: AirflowDeployment, run_id: str, by: timedelta) -> No
             names = [n for n in _SHIFTED if n in columns]
             row = db.execute(
                 sa.text(f"SELECT {', '.join(names)} FROM dag_run WHERE dag_id = :d AND run_id = :r"),
-                {"d": DAG_ID, "r": run_id},
+                {"d": dag_id, "r": run_id},
             ).one()
             values = {n: _earlier(v, by) for n, v in zip(names, row, strict=True)}
             assignments = ", ".join(f"{n} = :{n}" for n in names)
             db.execute(
                 sa.text(f"UPDATE dag_run SET {assignments} WHERE dag_id = :d AND run_id = :r"),
-                {**values, "d": DAG_ID, "r": run_id},
+                {**values, "d": dag_id, "r": run_id},
             )
     finally:
         engine.dispose()

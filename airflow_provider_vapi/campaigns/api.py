@@ -1,0 +1,90 @@
+"""``hook.campaigns``: Vapi's campaign routes (``/v2/campaign``), as operations of the hook's
+generator protocol (:mod:`airflow_provider_vapi.transport`), with sync and ``a``-prefixed async
+twins. The create that never makes a second campaign is :mod:`airflow_provider_vapi.idempotency.campaign`'s."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final
+
+from airflow_provider_vapi.campaigns.models import Campaign, CampaignContact, ContactPage
+from airflow_provider_vapi.exceptions import VapiBadRequestError
+from airflow_provider_vapi.idempotency import campaign as keyed
+from airflow_provider_vapi.transport import Op, Send
+
+if TYPE_CHECKING:
+    from airflow_provider_vapi.hooks import VapiHook
+
+#: Contacts per page read (Vapi's maximum).
+CONTACTS_PAGE: Final = 1000
+_CANCEL: Final = {"status": "cancelled"}
+
+
+class CampaignApi:
+    """Create, read, cancel a campaign and page through its contacts (``VapiHook.campaigns``)."""
+
+    def __init__(self, hook: VapiHook) -> None:
+        self.hook = hook
+
+    def _get_op(self, campaign_id: str) -> Op[Campaign]:
+        step = Send("GET", f"/v2/campaign/{campaign_id}", params={"includeCounters": "true"})
+        return (yield from self.hook._read_op(step, Campaign))
+
+    def get(self, campaign_id: str) -> Campaign:
+        """The campaign with its ``contactCounters`` and ``callMetrics``."""
+        return self.hook._run(self._get_op(campaign_id))
+
+    async def aget(self, campaign_id: str) -> Campaign:
+        return await self.hook._arun(self._get_op(campaign_id))
+
+    def create(self, body: dict[str, Any], key: str) -> Campaign:
+        """``POST /v2/campaign`` (a checked body, see :mod:`.request`), tagged with ``key`` and
+        never sent twice (:func:`~airflow_provider_vapi.idempotency.campaign.create_campaign_op`)."""
+        return self.hook._run(keyed.create_campaign_op(self.hook, body, key))
+
+    def find(self, key: str, since: datetime) -> list[Campaign]:
+        """The campaigns created since ``since`` whose name carries ``key``, oldest first."""
+        return self.hook._run(keyed.find_campaigns_op(self.hook, key, since))
+
+    def _cancel_op(self, campaign_id: str) -> Op[Campaign]:
+        """``PATCH status: cancelled``: contacts not yet called are dropped, live calls finish. Safe to
+        repeat; a campaign that ended meanwhile (Vapi may answer 400) is read back instead."""
+        try:
+            yield from self.hook._request_op(
+                Send("PATCH", f"/v2/campaign/{campaign_id}", json=_CANCEL), expect=dict
+            )
+        except VapiBadRequestError:
+            campaign = yield from self._get_op(campaign_id)
+            if not campaign.is_over:
+                raise
+        return (yield from self._get_op(campaign_id))
+
+    def cancel(self, campaign_id: str) -> Campaign:
+        """Cancel the campaign and return it as it is then (with its counters)."""
+        return self.hook._run(self._cancel_op(campaign_id))
+
+    async def acancel(self, campaign_id: str) -> Campaign:
+        return await self.hook._arun(self._cancel_op(campaign_id))
+
+    def _contacts_op(self, campaign_id: str, page: int, size: int) -> Op[ContactPage]:
+        params = {"page": page, "limit": size, "sortBy": "position"}
+        return (
+            yield from self.hook._read_op(
+                Send("GET", f"/v2/campaign/{campaign_id}/contacts", params=params), ContactPage
+            )
+        )
+
+    def iter_contact_pages(
+        self, campaign_id: str, page_size: int = CONTACTS_PAGE
+    ) -> Iterator[list[CampaignContact]]:
+        """Every contact, a page at a time, in upload (dial) order: 10,000 contacts are 10 requests
+        and never all in memory. Use it in a downstream task; XCom holds only the counters."""
+        page = 1
+        while True:
+            got = self.hook._run(self._contacts_op(campaign_id, page, page_size))
+            if got.results:
+                yield got.results
+            if not got.results or not got.has_next:
+                return
+            page += 1
