@@ -10,6 +10,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from airflow.exceptions import AirflowTaskTimeout
 
 from airflow_provider_vapi.campaigns.models import Campaign
 from airflow_provider_vapi.campaigns.operator import RunCampaignOperator
@@ -414,3 +415,33 @@ def test_an_empty_list_skips_and_a_csv_file_is_read(vapi_emulator: Any, tmp_path
     made = xcom(dag_run, "file")
     assert made["status"] == "ended" and made["counters"]["completed"] == 3
     assert xcom(dag_run, "file", key="vapi_campaign_url").endswith(made["campaign_id"])
+
+
+@pytest.mark.usefixtures("airflow_db", "vapi_conn")
+def test_an_execution_timeout_cancels_the_campaign(vapi_emulator: Any) -> None:
+    """Airflow's own ``execution_timeout`` ends the wait in the worker: the campaign is cancelled too."""
+    emu = vapi_emulator
+    people = [f"+155511300{i}0006" for i in range(6)]
+    source = (
+        "campaign_exec_timeout",
+        HEADER
+        + f"""
+        with DAG("campaign_exec_timeout", start_date=datetime(2026, 1, 1), schedule=None) as dag:
+            RunCampaignOperator(
+                task_id="campaign", customers={people!r}, assistant_id={emu.assistant_id!r},
+                phone_number_id={emu.phone_number_id!r}, max_concurrency=2, deferrable=False,
+                poll_interval=0.1, execution_timeout=timedelta(seconds=2),
+            )
+        """,
+    )
+    try:
+        dag_run = run_dag(*source)
+    except AirflowTaskTimeout:  # Airflow 2.11's dag.test() lets it escape (after on_kill ran)
+        dag_run = None
+    assert dag_run is None or states(dag_run) == {("campaign", -1): "failed"}
+    (made,) = campaigns(emu)
+    for call in calls_of(emu, made["id"]):
+        emu.end_call(call["id"])
+    over = wait_until_over(VapiHook("vapi_default"), made["id"])
+    assert over.status == "cancelled" and over.counters.skipped == 4
+    assert len(calls_of(emu, made["id"])) == 2
