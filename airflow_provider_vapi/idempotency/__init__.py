@@ -17,12 +17,15 @@ Vapi echoes back on the ``Call``. This package owns every part of that:
 * **a retry or clear of the task** (:func:`earlier_calls`, :func:`settle_earlier_creates`,
   :func:`key_for_try`, :func:`remember`): the ids an earlier try saved in the task state store,
   else the calls on Vapi's side carrying the key, over the whole dag run.
+* **campaigns** (:mod:`.campaign`): the same key as a tag in the campaign's name (a campaign has no
+  metadata), the create that is never sent twice, and what a retried or cleared task re-attaches to.
 
 The operations here follow the hook's generator protocol (:mod:`airflow_provider_vapi.transport`).
 
 Its modules: :mod:`.keys` (the key, where it travels, whose call it is), :mod:`.create` (the
 create that never sends again while an earlier attempt may still make the call), :mod:`.retry`
-(what a retried or cleared task re-attaches to). Import the names from here.
+(what a retried or cleared task re-attaches to), :mod:`.campaign` (all of it, for campaigns). Import
+the call names from here.
 """
 
 from __future__ import annotations
