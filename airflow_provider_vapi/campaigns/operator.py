@@ -128,11 +128,19 @@ class RunCampaignOperator(VapiTemplating, CampaignWaitMixin, BaseOperator):
         self.cancel_on_kill = cancel_on_kill
 
     def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
-        """``customers`` written as one ``{{ ... }}`` expression renders to the list it names."""
+        """``customers`` written as one ``{{ ... }}`` expression renders to the list it names, after
+        the other fields and never again: the rows are data (a CRM field holding ``{{ conn... }}``
+        reaches Vapi as that text). Then every secret of the rendered parameters goes to the masker,
+        before Airflow stores the Rendered tab."""
         customers = getattr(self, "customers", None)
-        if isinstance(customers, str) and customers.strip().startswith("{{"):
-            self.customers = render_native(customers, context, jinja_env or self.get_template_env())
+        native = isinstance(customers, str) and customers.strip().startswith("{{")
+        if native:
+            self.customers = None
         super().render_template_fields(context, jinja_env)
+        if native:
+            self.customers = render_native(str(customers), context, jinja_env or self.get_template_env())
+        fields = {field: getattr(self, field) for field in BODY_FIELDS}
+        mask(find_secret_values(fields))
 
     # -- the request ----------------------------------------------------------------------------
 
