@@ -7,7 +7,7 @@ the one field every answer echoes: the **name**, as a ``[af:<12 hex>]`` suffix (
 by listing the campaigns created since the dag run began (``GET /v2/campaign``, a few per day on a
 busy account) and matching the suffix.
 
-The create is judged like a call's (:func:`~.create.judge_send`): refused (429, no connection) is
+The create is :func:`~.create.send_once_op`, the one a call uses: refused (429, no connection) is
 sent again; anything else may have made the campaign, so it is looked for until it can no longer
 appear (``create_settle_seconds`` after the send; a second after Vapi's own 5xx) before the
 create is ever resent.
@@ -16,7 +16,6 @@ create is ever resent.
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -24,24 +23,13 @@ from typing import TYPE_CHECKING, Any, Final
 import httpx
 
 from airflow_provider_vapi.campaigns.models import Campaign, CampaignPage
-from airflow_provider_vapi.exceptions import VapiCreateUnresolvedError, VapiError, VapiResponseError
-from airflow_provider_vapi.idempotency.create import (
-    ANSWERED_SETTLE,
-    RECONCILE_LOOKBACK,
-    SendOutcome,
-    judge_send,
-)
+from airflow_provider_vapi.idempotency.create import RECONCILE_LOOKBACK, look_until, send_once_op
 from airflow_provider_vapi.idempotency.retry import run_began, wait_out_earlier_send
 from airflow_provider_vapi.paging import iso
-from airflow_provider_vapi.retries import is_retryable_status
 from airflow_provider_vapi.transport import (
-    Attempts,
     Op,
     Send,
-    Sleep,
     decode_json,
-    describe,
-    raise_for,
     validate,
 )
 
@@ -85,65 +73,24 @@ def find_campaigns_op(hook: VapiHook, key: str, since: datetime) -> Op[list[Camp
     return sorted(found, key=lambda c: (c.created_at or since, c.id))
 
 
-def _look_until(hook: VapiHook, key: str, since: datetime, until: float) -> Op[Campaign | None]:
-    """Look for the campaign until found, or until a listing that began after ``until`` found none."""
-    pause = 0.25
-    while True:
-        began = time.monotonic()
-        try:
-            found = yield from find_campaigns_op(hook, key, since)
-        except VapiError as exc:
-            raise VapiCreateUnresolvedError(
-                f"Creating the Vapi campaign got no clear answer, and Vapi could not be asked whether "
-                f"it made it ({exc}). Not sending it again: that could call everyone twice. A retry "
-                f"of the task looks for it by its name tag {marker(key)} first."
-            ) from exc
-        if found or began >= until:
-            return found[0] if found else None
-        hook.log.info("No campaign tagged %s yet; Vapi may still be creating it. Looking again.", marker(key))
-        yield Sleep(min(pause, max(0.0, until - time.monotonic()) + 0.001))
-        pause = min(pause * 2, 5.0)
-
-
 def create_campaign_op(hook: VapiHook, body: dict[str, Any], key: str) -> Op[Campaign]:
     """``POST /v2/campaign`` with ``key`` in the name, never sent again while an earlier attempt may
-    still create the campaign (the rules of :func:`~.create.create_op`)."""
+    still create the campaign (:func:`~.create.send_once_op`, the rules of calls)."""
     step = Send("POST", "/v2/campaign", json={**body, "name": keyed_name(str(body["name"]), key)})
-    attempts = Attempts(hook.settings.policy)
     since = datetime.now(UTC) - RECONCILE_LOOKBACK
-    while True:
-        sent = time.monotonic()
-        reply = yield step
-        verdict = judge_send(reply)
-        if verdict is SendOutcome.CREATED:
-            assert isinstance(reply, httpx.Response)
-            try:
-                return validate(
-                    Campaign, decode_json(step, reply, hook.vapi_conn_id), step, reply, hook.vapi_conn_id
-                )
-            except VapiResponseError:
-                pass  # it was created: look for it below
-        elif verdict is SendOutcome.ANSWERED and not is_retryable_status(reply.status_code):  # type: ignore[union-attr]
-            raise_for(step, reply, hook.vapi_conn_id)
-        delay = attempts.next_delay(reply)
-        if verdict is not SendOutcome.REFUSED:
-            settle = ANSWERED_SETTLE if verdict is SendOutcome.ANSWERED else hook.settings.create_settle
-            found = yield from _look_until(hook, key, since, sent + settle)
-            if found is not None:
-                hook.log.info("The earlier attempt did create campaign %s; not creating it again.", found.id)
-                return found
-            if verdict is SendOutcome.CREATED:
-                raise VapiCreateUnresolvedError(
-                    f"Vapi answered that it created the campaign, but its answer was unreadable and no "
-                    f"campaign tagged {marker(key)} was listed within {settle:.0f}s. Not creating it "
-                    "again; look for it in Vapi's dashboard."
-                )
-        if delay is None:
-            raise_for(step, reply, hook.vapi_conn_id)
-        hook.log.warning(
-            "Creating the Vapi campaign failed (%s); sending it again in %.1fs.", describe(reply), delay
+    tag = marker(key)
+
+    def look(until: float) -> Op[Campaign | None]:
+        found = yield from look_until(
+            hook, lambda: find_campaigns_op(hook, key, since), until, "campaign", tag
         )
-        yield Sleep(delay)
+        return found[0] if found else None
+
+    def read(reply: httpx.Response) -> Campaign:
+        return validate(Campaign, decode_json(step, reply, hook.vapi_conn_id), step, reply, hook.vapi_conn_id)
+
+    campaign: Campaign = yield from send_once_op(hook, step, read=read, look=look, what="campaign", tag=tag)
+    return campaign
 
 
 def earlier_campaign(hook: VapiHook, context: Context, key: str) -> Campaign | None:

@@ -1,12 +1,13 @@
-"""The create that never dials twice: ``POST /call``, judged, and looked for before it is resent."""
+"""The create that never dials twice: judged, and looked for before it is resent (:func:`send_once_op`,
+used by ``POST /call`` here and ``POST /v2/campaign`` in :mod:`.campaign`)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import httpx
 
@@ -42,6 +43,9 @@ from airflow_provider_vapi.idempotency.keys import (
     person_of,
     same_person,
 )
+
+T = TypeVar("T")
+F = TypeVar("F")
 
 #: How far before an attempt the reconciliation looks for the call it may have created: covers clock
 #: skew between this worker and Vapi. The key, not the window, decides the match.
@@ -97,28 +101,30 @@ def judge_send(reply: Reply) -> SendOutcome:
     return SendOutcome.IN_FLIGHT
 
 
-def _await_call(
-    hook: VapiHook, request: CreateCallRequest, key: str, since: datetime, until: float
-) -> Op[list[Call]]:
-    """Look for the call(s) until found, or until a listing that began after ``until``
-    (``time.monotonic()``) found none: only then can the create no longer produce them."""
+def look_until(
+    hook: VapiHook, find: Callable[[], Op[list[F]]], until: float, what: str, tag: str
+) -> Op[list[F]]:
+    """Look (``find``) for what a create made until found, or until a listing that began after
+    ``until`` (``time.monotonic()``) found nothing: only then can the create no longer make it.
+    ``what`` ("call", "campaign") and ``tag`` (its key as the user can search for it) word the logs."""
     pause = 0.25
     while True:
         began = time.monotonic()
         try:
-            found = yield from find_op(hook, key, since, narrowing(request), request)
+            found = yield from find()
         except VapiError as exc:
             raise VapiCreateUnresolvedError(
-                f"Creating the Vapi call got no clear answer, and Vapi could not be asked whether "
-                f"it made the call ({exc}). Not sending it again: that could ring the person twice. "
-                f"A retry of the task looks for the call by its key ({key!r}) first."
+                f"Creating the Vapi {what} got no clear answer, and Vapi could not be asked whether "
+                f"it made the {what} ({exc}). Not sending it again: that could call people twice. "
+                f"A retry of the task looks for it by its key ({tag}) first."
             ) from exc
         if found or began >= until:
             return found
         hook.log.info(
-            "No call with key %s yet; Vapi may still be creating it. Looking again for up to %.0fs "
+            "No %s with key %s yet; Vapi may still be creating it. Looking again for up to %.0fs "
             "before daring to send it again.",
-            key,
+            what,
+            tag,
             until - began,
         )
         yield Sleep(min(pause, max(0.0, until - time.monotonic()) + 0.001))
@@ -147,28 +153,33 @@ def _result(request: CreateCallRequest, key: str, calls: list[Call]) -> Call | C
     return CallBatchResponse(results=calls, errors=errors)
 
 
-def create_op(hook: VapiHook, request: CreateCallRequest, key: str) -> Op[Call | CallBatchResponse]:
-    """``POST /call`` that is never sent again while an earlier attempt may still make the call.
+def send_once_op(
+    hook: VapiHook,
+    step: Send,
+    *,
+    read: Callable[[httpx.Response], T],
+    look: Callable[[float], Op[T | None]],
+    what: str,
+    tag: str,
+) -> Op[T]:
+    """Send a create that must not take effect twice (``POST /call``, ``POST /v2/campaign``).
 
-    Each answer is judged (:class:`SendOutcome`): a *refused* create (429, no connection) is sent again
-    after a back-off; any other failure may have made the call, so the hook looks for it by its
-    key, and keeps looking until the create can no longer produce it: ``create_settle_seconds``
-    (default 120) after it was sent when it got no answer or a gateway's, a second after Vapi's
-    own error. Only when none has appeared by then is the create sent again; a 2xx whose
-    body cannot be read made the call, so that one is only ever looked for.
+    Each answer is judged (:class:`SendOutcome`): a *refused* one (429, no connection) is sent again
+    after a back-off; any other may have made it, so ``look(until)`` looks for it by its key until
+    the create can no longer produce it (:func:`_settle`). Only when nothing has appeared by then is
+    it sent again; a 2xx whose body ``read`` cannot read made it: that one is only looked for.
     """
-    step = Send("POST", "/call", json=keyed_body(request, key))
     settings = hook.settings
     attempts = Attempts(settings.policy)
-    since = datetime.now(UTC) - RECONCILE_LOOKBACK
     while True:
         sent = time.monotonic()
         reply = yield step
         verdict = judge_send(reply)
         unreadable: VapiResponseError | None = None
         if verdict is SendOutcome.CREATED:
+            assert isinstance(reply, httpx.Response)
             try:
-                return _created(step, reply, hook.vapi_conn_id)
+                return read(reply)
             except VapiResponseError as exc:
                 unreadable = exc
         elif verdict is SendOutcome.ANSWERED and not is_retryable_status(reply.status_code):  # type: ignore[union-attr]
@@ -176,35 +187,60 @@ def create_op(hook: VapiHook, request: CreateCallRequest, key: str) -> Op[Call |
         delay = attempts.next_delay(reply)
         replied = time.monotonic()
         if verdict is not SendOutcome.REFUSED:
-            settle = settings.create_settle
-            if verdict is SendOutcome.ANSWERED:
-                settle = min(settle, ANSWERED_SETTLE)
-            found = yield from _await_call(hook, request, key, since, sent + settle)
-            if found:
-                hook.log.info("The earlier attempt did create the call(s); not dialling again.")
-                return _result(request, key, found)
+            settle = _settle(settings.create_settle, verdict)
+            found = yield from look(sent + settle)
+            if found is not None:
+                hook.log.info("The earlier attempt did create the %s; not sending it again.", what)
+                return found
             if unreadable is not None:
-                raise _made_but_not_found(unreadable, key, settle)
+                raise _made_but_not_found(unreadable, step, what, tag, settle)
         if delay is None:
             raise_for(step, reply, hook.vapi_conn_id)
         hook.log.warning(
-            "Creating the Vapi call failed (%s), attempt %d; %s; sending it again in %.1fs",
+            "Creating the Vapi %s failed (%s), attempt %d; %s; sending it again in %.1fs",
+            what,
             describe(reply),
             attempts.attempt,
-            "nothing was created" if verdict is SendOutcome.REFUSED else "no call with its key appeared",
+            "nothing was created" if verdict is SendOutcome.REFUSED else f"no {what} with its key appeared",
             delay,
         )
         yield Sleep(max(0.0, delay - (time.monotonic() - replied)))
 
 
-def _made_but_not_found(unreadable: VapiResponseError, key: str, settle: float) -> VapiResponseError:
-    """A 2xx made the call, its body was unreadable, and no call with the key showed up."""
+def _settle(create_settle: float, verdict: SendOutcome) -> float:
+    """Seconds after the send that the create may still take effect: ``create_settle_seconds``
+    (default 120) without an answer or with a gateway's, a second after Vapi's own error."""
+    return min(create_settle, ANSWERED_SETTLE) if verdict is SendOutcome.ANSWERED else create_settle
+
+
+def create_op(hook: VapiHook, request: CreateCallRequest, key: str) -> Op[Call | CallBatchResponse]:
+    """``POST /call`` that is never sent again while an earlier attempt may still make the call
+    (:func:`send_once_op`); a batch whose answer was lost still accounts for every customer."""
+    step = Send("POST", "/call", json=keyed_body(request, key))
+    since = datetime.now(UTC) - RECONCILE_LOOKBACK
+
+    def look(until: float) -> Op[Call | CallBatchResponse | None]:
+        found = yield from look_until(
+            hook, lambda: find_op(hook, key, since, narrowing(request), request), until, "call", repr(key)
+        )
+        return _result(request, key, found) if found else None
+
+    def read(reply: httpx.Response) -> Call | CallBatchResponse:
+        return _created(step, reply, hook.vapi_conn_id)
+
+    return (yield from send_once_op(hook, step, read=read, look=look, what="call", tag=repr(key)))
+
+
+def _made_but_not_found(
+    unreadable: VapiResponseError, step: Send, what: str, tag: str, settle: float
+) -> VapiResponseError:
+    """A 2xx made it, its body was unreadable, and nothing with its key showed up."""
     error = VapiResponseError(
-        f"{unreadable} Vapi did make the call, but no call with its key ({key!r}) was found within "
+        f"{unreadable} Vapi did make the {what}, but none with its key ({tag}) was found within "
         f"{settle:.0f}s: not sending it again. Look for it in Vapi's dashboard.",
         status_code=unreadable.status_code,
-        method="POST",
-        path="/call",
+        method=step.method,
+        path=step.url,
     )
     error.__cause__ = unreadable
     return error
