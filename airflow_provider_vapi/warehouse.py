@@ -134,6 +134,26 @@ def upsert_rows(
     return read, changed
 
 
+def replace_rows(
+    hook: Any, table: str, rows: Iterable[Mapping[str, Any]], names: Sequence[str], key: Sequence[str]
+) -> int:
+    """Any other database: the hook's own ``insert_rows(replace=True)`` (the table must exist).
+    Returns the rows written."""
+    counted = 0
+
+    def tally() -> Iterator[tuple[Any, ...]]:
+        nonlocal counted
+        for batch in batches(rows, BATCH_ROWS, names):
+            counted += len(batch)
+            yield from batch
+
+    index: str | list[str] = key[0] if len(key) == 1 else list(key)
+    hook.insert_rows(
+        table, tally(), target_fields=list(names), commit_every=BATCH_ROWS, replace=True, replace_index=index
+    )
+    return counted
+
+
 class LoadCallsOperator(BaseOperator):
     """Upsert exported calls into a SQL table (any ``common.sql`` connection), one row per call.
 
@@ -174,7 +194,7 @@ class LoadCallsOperator(BaseOperator):
         if dialect in UPSERT_DIALECTS:
             read, changed = self._upsert(hook, table, dialect, rows)
         else:
-            read, changed = self._replace(hook, table, rows), None
+            read, changed = replace_rows(hook, table, rows, COLUMN_NAMES, ("id",)), None
         self.log.info(
             "Loaded %d calls from %d files into %s (%s rows changed)", read, len(paths), table, changed
         )
@@ -186,22 +206,3 @@ class LoadCallsOperator(BaseOperator):
             rows = (as_text_times(row) for row in rows)
         create = create_table_sql(table, dialect) if self.create_table else None
         return upsert_rows(hook, sql, rows, COLUMN_NAMES, create)
-
-    def _replace(self, hook: Any, table: str, rows: Iterable[dict[str, Any]]) -> int:
-        counted = 0
-
-        def tally() -> Iterator[tuple[Any, ...]]:
-            nonlocal counted
-            for batch in batches(rows, BATCH_ROWS):
-                counted += len(batch)
-                yield from batch
-
-        hook.insert_rows(
-            table,
-            tally(),
-            target_fields=list(COLUMN_NAMES),
-            commit_every=BATCH_ROWS,
-            replace=True,
-            replace_index="id",
-        )
-        return counted

@@ -22,6 +22,7 @@ from airflow_provider_vapi.warehouse import (
     check_table,
     create_table_sql,
     dialect_of,
+    replace_rows,
     upsert_rows,
     upsert_sql,
 )
@@ -116,14 +117,7 @@ class LoadCampaignContactsOperator(BaseOperator):
         db = BaseHook.get_hook(self.conn_id)
         dialect = dialect_of(db)
         if dialect not in UPSERT_DIALECTS:
-            db.insert_rows(
-                table,
-                (tuple(r[n] for n in CONTACT_NAMES) for r in rows()),
-                target_fields=list(CONTACT_NAMES),
-                replace=True,
-                replace_index=list(_KEY),
-            )
-            read = sum(by_status.values())
+            read = replace_rows(db, table, rows(), CONTACT_NAMES, _KEY)
         else:
             sql = upsert_sql(table, db.placeholder, CONTACT_NAMES, _KEY, newest_wins=False)
             create = create_table_sql(table, dialect, CONTACT_COLUMNS, _KEY) if self.create_table else None

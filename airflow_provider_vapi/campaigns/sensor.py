@@ -11,7 +11,7 @@ from airflow_provider_vapi.campaigns.waiting import CampaignWaitMixin
 from airflow_provider_vapi.hooks import VapiHook
 from airflow_provider_vapi.links import XCOM_CAMPAIGN_URL, VapiCampaignLink, campaign_url
 from airflow_provider_vapi.sensors import _is_timeout
-from airflow_provider_vapi.waiting import default_deferrable
+from airflow_provider_vapi.waiting import default_deferrable, wait_deadline
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -79,8 +79,6 @@ class CampaignStatusSensor(CampaignWaitMixin, BaseSensorOperator):
         return None
 
     def _deferred_deadline(self) -> float | None:
-        from airflow_provider_vapi.waiting import wait_deadline
-
         return wait_deadline(self.timeout, self.execution_timeout)
 
     def _wait_in_worker(self, context: Context) -> Any:
