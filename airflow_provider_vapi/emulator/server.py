@@ -37,10 +37,16 @@ URL_LINE_PREFIX = "Vapi emulator listening on "
 
 def bind_socket(host: str, port: int) -> socket.socket:
     """A listening TCP socket (``port=0``: a free one), bound before uvicorn starts so the real
-    address is known at once and a restart can reuse the port."""
+    address is known at once and a restart can reuse the port.
+
+    Made with ``IPPROTO_TCP`` and ``TCP_NODELAY``: asyncio turns Nagle's algorithm off only on
+    sockets whose ``proto`` says TCP, and with it on, each response (headers, then body) waited for
+    the client's delayed ACK: 44 ms a request instead of 3 ms, without uvloop.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
     sock.listen(2048)
     sock.set_inheritable(True)

@@ -155,3 +155,37 @@ def test_a_restart_on_the_state_file_keeps_calls_going(tmp_path):
             assert analysed["endedAt"] == finished["endedAt"]
     finally:
         second.stop()
+
+
+def test_connections_to_the_emulator_send_without_nagle_delay():
+    """Every accepted connection has ``TCP_NODELAY`` under plain asyncio (no uvloop, as in the
+    lowest-dependency leg). Without it each answer (headers, then body) waited for the client's
+    delayed ACK: 44 ms a request instead of 3 ms, and the compat suite's 1,150-call listing test
+    took 55 s instead of 4."""
+    import asyncio
+    import socket
+
+    from airflow_provider_vapi.emulator.server import bind_socket
+
+    async def nodelay_of_an_accepted_connection() -> int:
+        seen: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            sock = writer.get_extra_info("socket")
+            seen.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        server = await asyncio.start_server(accepted, sock=bind_socket("127.0.0.1", 0))
+        host, port = server.sockets[0].getsockname()[:2]
+        _, writer = await asyncio.open_connection(host, port)
+        try:
+            return await asyncio.wait_for(seen, 10)
+        finally:
+            writer.close()
+            server.close()
+
+    loop = asyncio.SelectorEventLoop()  # plain asyncio, never uvloop
+    try:
+        assert loop.run_until_complete(nodelay_of_an_accepted_connection()) != 0
+    finally:
+        loop.close()
