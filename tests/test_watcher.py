@@ -26,7 +26,12 @@ HELD = "+15550000006"  # stays in progress until ended
 pytestmark = pytest.mark.timeout(60)
 
 
-async def first_event(trigger: CallStatusTrigger, timeout: float = 15.0) -> dict[str, Any]:
+# A wait's own bound, under the module's pytest timeout. It must outlast any ``until`` a test runs
+# while the trigger waits: a trigger that gave up leaves its watcher, and coverage never comes.
+FIRST_EVENT_TIMEOUT = 50.0
+
+
+async def first_event(trigger: CallStatusTrigger, timeout: float = FIRST_EVENT_TIMEOUT) -> dict[str, Any]:
     async with asyncio.timeout(timeout):
         async for event in trigger.run():
             return dict(event.payload)
@@ -37,7 +42,8 @@ async def until(predicate: Callable[[], bool], timeout: float = 10.0, what: str 
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            state = getattr(predicate, "state", None)
+            raise AssertionError(f"timed out waiting for {what}" + (f" ({state()})" if state else ""))
         await asyncio.sleep(0.02)
 
 
@@ -61,6 +67,15 @@ def all_covered(conn_id: str = "vapi_default", count: int | None = None) -> Call
         subs = w.subscriptions
         return (count is None or len(subs) == count) and bool(subs) and all(s.covered() for s in subs)
 
+    def state() -> str:  # what ``until`` reports when coverage never came
+        w = watcher.active_watchers().get(conn_id)
+        if w is None:
+            return "no watcher"
+        subs = w.subscriptions
+        covered = sum(s.covered() for s in subs)
+        return f"{covered} of {len(subs)} subscriptions covered; healthy={w.healthy}, polls={w.polls}, failed={w.failed_polls}"
+
+    check.state = state  # type: ignore[attr-defined]
     return check
 
 

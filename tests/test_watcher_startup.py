@@ -23,12 +23,15 @@ pytestmark = pytest.mark.timeout(90)
 
 
 def place_held(emu: Any, count: int, code: int) -> list[str]:
-    """``count`` calls held in progress, placed in batches of 100 (numbers unique to ``code``)."""
+    """``count`` calls held in progress, placed in batches of 100 (numbers unique to ``code``).
+    They last an hour of Vapi's time (three minutes at speed 20): longer than any test, so none ends
+    by itself however slow the machine."""
     ids: list[str] = []
     with emu.client(timeout=30) as http:
         for first in range(0, count, 100):
-            customers = [{"number": f"+1555{code:02d}{i:03d}006"} for i in range(first, min(count, first + 100))]
-            body = emu.call_body(customers=customers)
+            # The emulator's outcome is the number's last four digits: 0006 holds the call.
+            customers = [{"number": f"+1555{code:02d}{i:03d}0006"} for i in range(first, min(count, first + 100))]
+            body = emu.call_body(customers=customers, assistantOverrides={"maxDurationSeconds": 3600})
             del body["customer"]
             answer = http.post("/call", json=body)
             answer.raise_for_status()
@@ -43,7 +46,7 @@ async def test_three_hundred_triggers_start_with_one_direct_read(vapi_conn, vapi
     ids = place_held(emu, 300, 11)
     emu.clear_requests()
     tasks = [start(CallStatusTrigger(cid, vapi_conn, poll_interval=0.3)) for cid in ids]
-    await until(all_covered(count=300), timeout=30, what="every trigger covered by the listing")
+    await until(all_covered(count=300), timeout=40, what="every trigger covered by the listing")
     assert len(reads(emu)) == 1, "more than the probe read its call directly"
 
     ended = ids[:50]
@@ -64,7 +67,7 @@ async def test_a_trigger_joining_a_running_poll_reads_nothing(vapi_conn, vapi_em
     first = emu.create_call(HELD)["id"]
     t_first = start(CallStatusTrigger(first, vapi_conn, poll_interval=0.2))
     await until(all_covered(count=1), what="the first trigger covered")
-    joiner = emu.create_call("+15550001006")["id"]
+    joiner = emu.create_call("+15550010006")["id"]  # held, like HELD
     emu.clear_requests()
     t_joiner = start(CallStatusTrigger(joiner, vapi_conn, poll_interval=0.2))
     await until(all_covered(count=2), what="the joiner covered")
