@@ -18,7 +18,13 @@ from airflow_provider_vapi import idempotency
 from airflow_provider_vapi.call_body import REQUEST_FIELDS, build_call_body
 from airflow_provider_vapi.exceptions import VapiCallFailedError, VapiError, VapiInvalidRequestError
 from airflow_provider_vapi.hooks import VapiHook
-from airflow_provider_vapi.links import XCOM_CALL_ID, XCOM_CALL_URL, VapiCallLink, dashboard_url
+from airflow_provider_vapi.links import (
+    XCOM_CALL_ID,
+    XCOM_CALL_URL,
+    LinkUrlsMixin,
+    VapiCallLink,
+    dashboard_url,
+)
 from airflow_provider_vapi.models import (
     Call,
     CallBatchError,
@@ -68,7 +74,7 @@ def _refused_for_xcom(errors: list[CallBatchError], secrets: list[str]) -> list[
     return refused
 
 
-class PlaceCallOperator(VapiTemplating, CallWaitMixin, BaseOperator):
+class PlaceCallOperator(LinkUrlsMixin, VapiTemplating, CallWaitMixin, BaseOperator):
     """Place an outbound Vapi phone call (or a batch) and hand the call id downstream.
 
     Every parameter below is templated. Airflow expressions (``{{ ds }}``, ``{{ params.x }}``,
@@ -321,7 +327,7 @@ class PlaceCallOperator(VapiTemplating, CallWaitMixin, BaseOperator):
         ti = context["ti"]
         ti.xcom_push(key=XCOM_CALL_ID, value=call_ids if batch else call_ids[0])
         if call_ids:
-            ti.xcom_push(key=XCOM_CALL_URL, value=dashboard_url(call_ids[0]))
+            self.push_link_url(ti, XCOM_CALL_URL, dashboard_url(call_ids[0]))
             self.log.info("Vapi call(s) placed: %s", ", ".join(dashboard_url(c) for c in call_ids))
         idempotency.remember(context, call_ids)
 

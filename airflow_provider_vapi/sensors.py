@@ -20,7 +20,7 @@ from airflow.providers.common.compat.sdk import (
 )
 
 from airflow_provider_vapi.hooks import VapiHook
-from airflow_provider_vapi.links import XCOM_CALL_URL, VapiCallLink, dashboard_url
+from airflow_provider_vapi.links import XCOM_CALL_URL, LinkUrlsMixin, VapiCallLink, dashboard_url
 from airflow_provider_vapi.models import CallOutcome
 from airflow_provider_vapi.results import XComDetail, check_xcom_detail
 from airflow_provider_vapi.templating import render_native
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
 
-class CallStatusSensor(CallWaitMixin, BaseSensorOperator):
+class CallStatusSensor(LinkUrlsMixin, CallWaitMixin, BaseSensorOperator):
     """Wait until a Vapi call has ended (and its results arrived), then return what it learned.
 
     The XCom (and return value) is the call's result, camelCase (:func:`~airflow_provider_vapi.
@@ -140,7 +140,7 @@ class CallStatusSensor(CallWaitMixin, BaseSensorOperator):
     def poke(self, context: Context) -> PokeReturnValue:
         call_ids = self._ids()
         if call_ids:  # the link's target (a batch: its first call, as PlaceCallOperator does)
-            context["ti"].xcom_push(key=XCOM_CALL_URL, value=dashboard_url(call_ids[0]))
+            self.push_link_url(context["ti"], XCOM_CALL_URL, dashboard_url(call_ids[0]))
         calls = self._settled_calls(call_ids)
         if calls is None:
             return PokeReturnValue(is_done=False)

@@ -16,7 +16,13 @@ from airflow_provider_vapi.campaigns.request import build_campaign_body, check_c
 from airflow_provider_vapi.campaigns.waiting import CampaignWaitMixin, reach
 from airflow_provider_vapi.hooks import VapiHook
 from airflow_provider_vapi.idempotency.campaign import earlier_campaign, remember_campaign
-from airflow_provider_vapi.links import XCOM_CAMPAIGN_ID, XCOM_CAMPAIGN_URL, VapiCampaignLink, campaign_url
+from airflow_provider_vapi.links import (
+    XCOM_CAMPAIGN_ID,
+    XCOM_CAMPAIGN_URL,
+    LinkUrlsMixin,
+    VapiCampaignLink,
+    campaign_url,
+)
 from airflow_provider_vapi.secrets import find_secret_values, mask
 from airflow_provider_vapi.templating import VapiTemplating, render_native
 from airflow_provider_vapi.waiting import default_deferrable
@@ -32,7 +38,7 @@ BODY_FIELDS: Final = (
 )  # fmt: skip
 
 
-class RunCampaignOperator(VapiTemplating, CampaignWaitMixin, BaseOperator):
+class RunCampaignOperator(LinkUrlsMixin, VapiTemplating, CampaignWaitMixin, BaseOperator):
     """Create a Vapi campaign (``POST /v2/campaign``): Vapi calls up to 10,000 people, paced under
     ``max_concurrency``, and reports each contact's result.
 
@@ -213,7 +219,7 @@ class RunCampaignOperator(VapiTemplating, CampaignWaitMixin, BaseOperator):
         """The id and the link the moment the campaign exists, and the id for the next try."""
         ti = context["ti"]
         ti.xcom_push(key=XCOM_CAMPAIGN_ID, value=campaign.id)
-        ti.xcom_push(key=XCOM_CAMPAIGN_URL, value=campaign_url(campaign.id))
+        self.push_link_url(ti, XCOM_CAMPAIGN_URL, campaign_url(campaign.id))
         remember_campaign(context, campaign.id)
         self._campaign_id = campaign.id
         self.log.info("Vapi campaign: %s", campaign_url(campaign.id))

@@ -9,7 +9,7 @@ from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnVa
 
 from airflow_provider_vapi.campaigns.waiting import CampaignWaitMixin
 from airflow_provider_vapi.hooks import VapiHook
-from airflow_provider_vapi.links import XCOM_CAMPAIGN_URL, VapiCampaignLink, campaign_url
+from airflow_provider_vapi.links import XCOM_CAMPAIGN_URL, LinkUrlsMixin, VapiCampaignLink, campaign_url
 from airflow_provider_vapi.sensors import _is_timeout
 from airflow_provider_vapi.waiting import default_deferrable, wait_deadline
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
 
-class CampaignStatusSensor(CampaignWaitMixin, BaseSensorOperator):
+class CampaignStatusSensor(LinkUrlsMixin, CampaignWaitMixin, BaseSensorOperator):
     """Wait until a Vapi campaign is over (ended, cancelled or archived); return its summary.
 
     :param campaign_id: templated; the campaign (e.g. ``"{{ ti.xcom_pull(task_ids='run',
@@ -63,7 +63,7 @@ class CampaignStatusSensor(CampaignWaitMixin, BaseSensorOperator):
 
     def poke(self, context: Context) -> PokeReturnValue:
         self._campaign_id = str(self.campaign_id).strip()
-        context["ti"].xcom_push(key=XCOM_CAMPAIGN_URL, value=campaign_url(self._campaign_id))
+        self.push_link_url(context["ti"], XCOM_CAMPAIGN_URL, campaign_url(self._campaign_id))
         campaign = self.hook.campaigns.get(self._campaign_id)
         if not campaign.is_over:
             return PokeReturnValue(is_done=False)
