@@ -22,9 +22,16 @@ pytestmark = [pytest.mark.usefixtures("airflow_db", "vapi_conn"), pytest.mark.ti
 
 IMPORTS = "from airflow_provider_vapi.operators import RunCampaignOperator\n"
 
+# kind -> (the task, the error it must fail with)
 BAD_INPUT = {
-    "place": 'PlaceCallOperator(task_id="task", customer="not-a-number", assistant_id="a", phone_number_id="p")',
-    "campaign": 'RunCampaignOperator(task_id="task", customers=["not-a-number"], assistant_id="a", phone_number_id="p")',
+    "place": (
+        'PlaceCallOperator(task_id="task", customer="not-a-number", assistant_id="a", phone_number_id="p")',
+        "customer.number: number 'not-a-number' is not E.164",
+    ),
+    "campaign": (
+        'RunCampaignOperator(task_id="task", customers=["not-a-number"], assistant_id="a", phone_number_id="p")',
+        "customers[0].number: number 'not-a-number' is not E.164",
+    ),
 }
 
 
@@ -33,17 +40,18 @@ def test_a_try_that_fails_before_its_link_exists_logs_no_xcom_error(
     kind: str, vapi_emulator: Any, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     dag_id = f"link_bad_input_{kind}"
+    task, error = BAD_INPUT[kind]
     body = f"""
     {IMPORTS}
     with DAG({dag_id!r}, start_date=datetime(2026, 1, 1), schedule=None) as dag:
-        {BAD_INPUT[kind]}
+        {task}
     """
     dag_run = run_dag(dag_id, body)
     printed = capsys.readouterr()
     assert states(dag_run) == {("task", -1): "failed"}
     assert vapi_emulator.requests(method="POST") == [], "bad input must fail before any request"
     logs = printed.out + printed.err + caplog.text
-    assert "E.164" in logs or "number" in logs, "the task's own error is in the log"
+    assert error in logs, "the task's own error is in the log"
     assert "XCom not found" not in logs
 
 
