@@ -67,15 +67,17 @@ def test_an_export_loaded_twice_gives_one_row_per_call_with_its_facts(vapi_emula
 def test_an_older_export_loaded_after_a_newer_one_changes_nothing(vapi_emulator, tmp_path, warehouse):
     """A call changed after its first export lands in a later interval; loading the later file
     and then (a late backfill) the earlier one keeps the later version."""
-    start = datetime.now(UTC) - timedelta(minutes=5)
-    vapi_emulator.seed_calls(3, start, start + timedelta(minutes=1))
-    middle = datetime.now(UTC)
+    # Every bound minutes away from the moment of the change, and the changed call named by the id
+    # the seeding returned: nothing else in the emulator, and no slow step, can move the result.
+    start = datetime.now(UTC) - timedelta(minutes=10)
+    changed = vapi_emulator.seed_calls(3, start, start + timedelta(minutes=1), ids=True)["ids"][0]
+    middle = start + timedelta(minutes=5)
     old = export(tmp_path / "old", start, middle)
-    changed = vapi_emulator.calls()[0]["id"]
     with vapi_emulator.client() as http:
-        assert http.patch(f"/call/{changed}", json={"name": "renamed"}).status_code == 200
-    new = export(tmp_path / "new", middle, datetime.now(UTC))
-    assert new["calls"] == 1
+        patched = http.patch(f"/call/{changed}", json={"name": "renamed"})
+    assert patched.status_code == 200
+    new = export(tmp_path / "new", middle, datetime.now(UTC) + timedelta(minutes=5))
+    assert new["calls"] == 1, (patched.json()["updatedAt"], new)
     newer = json.loads(Path(new["path"]).read_text())["updatedAt"]
     load(new)
     assert load(old)["rows"] == 3
