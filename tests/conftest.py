@@ -17,8 +17,9 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 
 # A real PostgreSQL server (Debian's package) that the session starts on loopback: the
-# ``postgres_server`` and ``postgres_uri`` fixtures (tests/pg_server.py).
-pytest_plugins = ["tests.pg_server"]
+# ``postgres_server`` and ``postgres_uri`` fixtures (tests/pg_server.py); the example DAGs' ``run_dag``
+# and ``migrated_db`` (tests/example_dags_support.py).
+pytest_plugins = ["tests.pg_server", "tests.example_dags_support"]
 
 # Before anything imports Airflow: a private home, no examples, SQLite in that home.
 _HOME = Path(tempfile.mkdtemp(prefix="vapi-airflow-home-"))

@@ -11,7 +11,6 @@ from typing import Any
 from airflow_provider_vapi.emulator.outcomes import outcome_for
 from airflow_provider_vapi.models import classify_ended_reason
 from tests.dag_runner import xcom
-from tests.test_example_dags import migrated_db, run_dag  # noqa: F401 (fixtures)
 
 PEOPLE = 2000
 
@@ -26,7 +25,7 @@ def _people(path: Any) -> list[str]:
     return [n for i, n in enumerate(numbers) if i % 100 != 99]
 
 
-def test_a_2000_person_campaign_calls_each_once_and_loads_every_result(vapi_emulator, run_dag, tmp_path, monkeypatch):  # noqa: F811
+def test_a_2000_person_campaign_calls_each_once_and_loads_every_result(vapi_emulator, run_dag, tmp_path, monkeypatch):
     warehouse = tmp_path / "w.db"
     monkeypatch.setenv("AIRFLOW_CONN_VAPI_WAREHOUSE", json.dumps({"conn_type": "sqlite", "host": str(warehouse)}))
     wanted = _people(warehouse)

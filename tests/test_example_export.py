@@ -9,10 +9,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tests.dag_runner import xcom
-from tests.test_example_dags import migrated_db, run_dag  # noqa: F401 (fixtures)
 
 
-def test_daily_export_lands_the_days_calls_recordings_and_rows(vapi_emulator, run_dag, tmp_path, monkeypatch):  # noqa: F811
+def test_daily_export_lands_the_days_calls_recordings_and_rows(vapi_emulator, run_dag, tmp_path, monkeypatch):
     """The run covers the last complete UTC day: every call Vapi changed that day (inbound ones
     too) is in the day's file, each recorded call's audio beside it, one row per call in the
     warehouse; a second run of the same day adds no row and downloads nothing."""
