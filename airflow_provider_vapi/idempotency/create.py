@@ -196,15 +196,22 @@ def send_once_op(
                 raise _made_but_not_found(unreadable, step, what, tag, settle)
         if delay is None:
             raise_for(step, reply, hook.vapi_conn_id)
-        hook.log.warning(
-            "Creating the Vapi %s failed (%s), attempt %d; %s; sending it again in %.1fs",
-            what,
-            describe(reply),
-            attempts.attempt,
-            "nothing was created" if verdict is SendOutcome.REFUSED else f"no {what} with its key appeared",
-            delay,
-        )
+        _log_resend(hook, what, reply, attempts.attempt, verdict, delay)
         yield Sleep(max(0.0, delay - (time.monotonic() - replied)))
+
+
+def _log_resend(
+    hook: VapiHook, what: str, reply: Reply, attempt: int, verdict: SendOutcome, delay: float
+) -> None:
+    """The warning before a create is sent again: what failed, and why sending again is safe."""
+    hook.log.warning(
+        "Creating the Vapi %s failed (%s), attempt %d; %s; sending it again in %.1fs",
+        what,
+        describe(reply),
+        attempt,
+        "nothing was created" if verdict is SendOutcome.REFUSED else f"no {what} with its key appeared",
+        delay,
+    )
 
 
 def _settle(create_settle: float, verdict: SendOutcome) -> float:
