@@ -69,8 +69,8 @@ $(COMPAT_STAMP): pyproject.toml .ci/lowest_constraints.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check airflow_provider_vapi
-	$(VENV)/bin/mypy airflow_provider_vapi
+	$(VENV)/bin/ruff format --check airflow_provider_vapi benchmarks
+	$(VENV)/bin/mypy airflow_provider_vapi benchmarks
 
 bench: $(STAMP)
 	@for b in benchmarks/[!_]*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -1,4 +1,4 @@
-"""Shared helpers of the benchmarks: the machine line, the emulator subprocess, percentiles."""
+"""Shared helpers of the benchmarks: the machine line, the emulator subprocess, percentiles, times."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import os
 import platform
 import shlex
 import sys
+from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +42,7 @@ def header(name: str) -> None:
     print(f"machine: {machine()}")
 
 
-def percentile(values: list[float], p: float) -> float:
+def percentile(values: Sequence[float], p: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
@@ -48,6 +50,11 @@ def percentile(values: list[float], p: float) -> float:
     low = int(k)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (k - low)
+
+
+def ts(value: str) -> float:
+    """An ISO 8601 time of the API (``...Z``) as a POSIX timestamp."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
 def conn_env(url: str, api_key: str, **extra: Any) -> dict[str, str]:

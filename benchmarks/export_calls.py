@@ -191,7 +191,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         print("* the file holds duplicate calls (records > distinct ids)")
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -202,24 +202,30 @@ def main() -> None:
     parser.add_argument("--child", choices=CONTENDERS, help=argparse.SUPPRESS)
     for hidden in ("--url", "--api-key", "--after", "--before", "--out"):
         parser.add_argument(hidden, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    quiet_airflow()
+    return parser.parse_args()
 
-    if args.child:
-        print(json.dumps(child(args)), flush=True)
-        return
 
+def export_window() -> tuple[datetime, datetime]:
+    """A day ending two days ago (the operator cuts a window at now; none of it is near now)."""
+    before = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
+    return before - timedelta(days=1), before
+
+
+def print_progress(contender: str, result: dict[str, Any]) -> None:
+    if result.get("installed"):
+        print(f"  {LABELS[contender]:<16} {result['calls']:>7} calls in {result['seconds']:.1f}s, "
+              f"peak RSS {result['peak_rss_mib']:.0f} MiB", flush=True)  # fmt: skip
+    else:
+        print(f"  {LABELS[contender]:<16} not installed", flush=True)
+
+
+def export_all(sizes: list[int], contenders: list[str]) -> list[dict[str, Any]]:
+    """Per size: a reset emulator seeded with that many calls, then each contender's export."""
     from airflow_provider_vapi.emulator.server import EmulatorProcess
 
-    header("export_calls")
-    sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()} | {args.n})
-    sizes = [s for s in sizes if s <= args.n]
-    contenders = [c for c in args.contenders.split(",") if c]
     emulator = EmulatorProcess(speed=1.0, request_log_size=100_000, log_level="error")
     print(f"emulator: {' '.join(emulator.command[1:])}")
-    # A day ending two days ago (the operator cuts a window at now; none of it is near now).
-    before = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
-    after = before - timedelta(days=1)
+    after, before = export_window()
     print(
         f"sizes={sizes}; window [{after.isoformat()}, {before.isoformat()}); one fresh process per contender"
     )
@@ -233,32 +239,39 @@ def main() -> None:
             for contender in contenders:
                 result = run_child(emu, contender, after, before, Path(tmp))
                 rows.append({"contender": contender, "n": n, **result})
-                if result.get("installed"):
-                    print(f"  {LABELS[contender]:<16} {result['calls']:>7} calls in {result['seconds']:.1f}s, "
-                          f"peak RSS {result['peak_rss_mib']:.0f} MiB", flush=True)  # fmt: skip
-                else:
-                    print(f"  {LABELS[contender]:<16} not installed", flush=True)
-    print()
-    print_table(rows)
+                print_progress(contender, result)
+    return rows
+
+
+def check_aim(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Ours' peak RSS under ``AIM_MIB`` and flat in N: the aim line, and its figures for the JSON."""
     ours = [r for r in rows if r["contender"] == "ours_jsonl" and r.get("installed")]
-    aim: dict[str, Any] = {}
-    if ours:
-        small, large = ours[0], ours[-1]
-        peak = max(r["peak_rss_mib"] for r in ours)
-        flat = large["peak_rss_mib"] / small["peak_rss_mib"]
-        aim = {"max_peak_rss_mib": round(peak, 1), "flat_ratio": round(flat, 3), "met": peak < AIM_MIB}
-        parquet = [r for r in rows if r["contender"] == "ours_parquet" and r.get("installed")]
-        extra = ""
-        if parquet:
-            p_flat = parquet[-1]["peak_rss_mib"] / parquet[0]["peak_rss_mib"]
-            p_peak = max(r["peak_rss_mib"] for r in parquet)
-            extra = f"; parquet: max {p_peak:.0f} MiB, x{p_flat:.2f}"
-            aim["parquet"] = {"max_peak_rss_mib": round(p_peak, 1), "flat_ratio": round(p_flat, 3)}
-        print(
-            f"\naim: ours peak RSS < {AIM_MIB:.0f} MiB and flat in N: jsonl max {peak:.0f} MiB, "
-            f"RSS at N={large['n']} / RSS at N={small['n']} = {flat:.2f}{extra} -> "
-            f"{'met' if peak < AIM_MIB else 'NOT met'}"
-        )
+    if not ours:
+        return {}
+    small, large = ours[0], ours[-1]
+    peak = max(r["peak_rss_mib"] for r in ours)
+    flat = large["peak_rss_mib"] / small["peak_rss_mib"]
+    aim: dict[str, Any] = {
+        "max_peak_rss_mib": round(peak, 1),
+        "flat_ratio": round(flat, 3),
+        "met": peak < AIM_MIB,
+    }
+    parquet = [r for r in rows if r["contender"] == "ours_parquet" and r.get("installed")]
+    extra = ""
+    if parquet:
+        p_flat = parquet[-1]["peak_rss_mib"] / parquet[0]["peak_rss_mib"]
+        p_peak = max(r["peak_rss_mib"] for r in parquet)
+        extra = f"; parquet: max {p_peak:.0f} MiB, x{p_flat:.2f}"
+        aim["parquet"] = {"max_peak_rss_mib": round(p_peak, 1), "flat_ratio": round(p_flat, 3)}
+    print(
+        f"\naim: ours peak RSS < {AIM_MIB:.0f} MiB and flat in N: jsonl max {peak:.0f} MiB, "
+        f"RSS at N={large['n']} / RSS at N={small['n']} = {flat:.2f}{extra} -> "
+        f"{'met' if peak < AIM_MIB else 'NOT met'}"
+    )
+    return aim
+
+
+def print_json(sizes: list[int], aim: dict[str, Any], rows: list[dict[str, Any]]) -> None:
     keys = (
         "calls",
         "records",
@@ -275,6 +288,25 @@ def main() -> None:
         for r in rows
     ]  # fmt: skip
     print(json.dumps({"benchmark": "export_calls", "sizes": sizes, "aim": aim, "results": results}))
+
+
+def main() -> None:
+    args = parse_args()
+    quiet_airflow()
+
+    if args.child:
+        print(json.dumps(child(args)), flush=True)
+        return
+
+    header("export_calls")
+    sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()} | {args.n})
+    sizes = [s for s in sizes if s <= args.n]
+    contenders = [c for c in args.contenders.split(",") if c]
+    rows = export_all(sizes, contenders)
+    print()
+    print_table(rows)
+    aim = check_aim(rows)
+    print_json(sizes, aim, rows)
 
 
 if __name__ == "__main__":

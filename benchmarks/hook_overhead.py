@@ -31,9 +31,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import conn_env, header, quiet_airflow
 
 CLIENTS = ("hook", "httpx", "sdk")
+#: Per client: its create (number index -> call id), its read (call id -> call) and its close.
+ClientTable = dict[str, tuple[Callable[[int], str], Callable[[str], Any], Callable[[], None]]]
+#: Wall seconds of each operation, and client CPU seconds in all, per (client, "create" | "get").
+Walls = dict[tuple[str, str], list[float]]
+Cpus = dict[tuple[str, str], float]
 
 
-def clients(emu: Any) -> dict[str, tuple[Callable[[int], str], Callable[[str], Any], Callable[[], None]]]:
+def clients(emu: Any) -> ClientTable:
     import httpx
     from vapi import Vapi
 
@@ -87,18 +92,53 @@ def measure(fn: Callable[[Any], Any], args: list[Any]) -> tuple[list[float], flo
     return walls, time.process_time() - cpu0, results
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--per-round", type=int, default=100, help="creates and reads per client per round")
     parser.add_argument("--profile", action="store_true", help="profile the hook's side with pyinstrument")
-    args = parser.parse_args()
-    quiet_airflow()
+    return parser.parse_args()
+
+
+def make_profiler(wanted: bool) -> Any:
+    """A pyinstrument ``Profiler`` when ``--profile`` asks for one, else ``None``."""
+    if not wanted:
+        return None
+    from pyinstrument import Profiler
+
+    return Profiler()
+
+
+def run_rounds(table: ClientTable, args: argparse.Namespace, profiler: Any) -> tuple[Walls, Cpus]:
+    """Interleaved rounds: every client creates then reads ``--per-round`` calls per round."""
+    walls: Walls = {(c, op): [] for c in CLIENTS for op in ("create", "get")}
+    cpus: Cpus = dict.fromkeys(walls, 0.0)
+    counter = 1000
+    for r in range(args.rounds):
+        order = CLIENTS[r % 3 :] + CLIENTS[: r % 3]
+        for name in order:
+            create, get, _ = table[name]
+            if profiler is not None and name == "hook":
+                profiler.start()
+            ids = list(range(counter, counter + args.per_round))
+            counter += args.per_round
+            w, cpu, made = measure(create, ids)
+            walls[(name, "create")] += w
+            cpus[(name, "create")] += cpu
+            w, cpu, _ = measure(get, made)
+            walls[(name, "get")] += w
+            cpus[(name, "get")] += cpu
+            if profiler is not None and name == "hook":
+                profiler.stop()
+    return walls, cpus
+
+
+def measure_clients(args: argparse.Namespace) -> tuple[Walls, Cpus]:
+    """Start the emulator, warm every client up, run the rounds, print the profile if asked."""
     from airflow_provider_vapi.emulator.server import EmulatorProcess
 
-    header("hook_overhead")
     emulator = EmulatorProcess(speed=1.0, concurrency_limit=100_000, request_log_size=1000, log_level="error")
     print(f"emulator: {' '.join(emulator.command[1:])}")
     with emulator as emu:
@@ -107,36 +147,17 @@ def main() -> None:
         for create, get, _ in table.values():  # warm up: imports, pools, connection lookups
             for i in range(5):
                 get(create(i))
-        walls: dict[tuple[str, str], list[float]] = {(c, op): [] for c in CLIENTS for op in ("create", "get")}
-        cpus: dict[tuple[str, str], float] = dict.fromkeys(walls, 0.0)
-        counter = 1000
-        profiler = None
-        if args.profile:
-            from pyinstrument import Profiler
-
-            profiler = Profiler()
-        for r in range(args.rounds):
-            order = CLIENTS[r % 3 :] + CLIENTS[: r % 3]
-            for name in order:
-                create, get, _ = table[name]
-                if profiler is not None and name == "hook":
-                    profiler.start()
-                ids = list(range(counter, counter + args.per_round))
-                counter += args.per_round
-                w, cpu, made = measure(create, ids)
-                walls[(name, "create")] += w
-                cpus[(name, "create")] += cpu
-                w, cpu, _ = measure(get, made)
-                walls[(name, "get")] += w
-                cpus[(name, "get")] += cpu
-                if profiler is not None and name == "hook":
-                    profiler.stop()
+        profiler = make_profiler(args.profile)
+        walls, cpus = run_rounds(table, args, profiler)
         for _, _, close in table.values():
             close()
     if profiler is not None:
         print(profiler.output_text(unicode=False, color=False, show_all=False))
+    return walls, cpus
 
-    n = args.rounds * args.per_round
+
+def summarize(walls: Walls, cpus: Cpus, n: int) -> dict[str, dict[str, float]]:
+    """Per client: wall ms (median, mean) and client CPU ms per create and per read, and their sums."""
     rows: dict[str, dict[str, float]] = {}
     for name in CLIENTS:
         row: dict[str, float] = {}
@@ -147,7 +168,11 @@ def main() -> None:
         row["per_call_ms"] = row["create_ms_mean"] + row["get_ms_mean"]
         row["per_call_cpu_ms"] = row["create_cpu_ms"] + row["get_cpu_ms"]
         rows[name] = row
-    print(f"\n{n} creates and {n} reads per client, {args.rounds} interleaved rounds")
+    return rows
+
+
+def print_report(rows: dict[str, dict[str, float]], n: int, rounds: int) -> None:
+    print(f"\n{n} creates and {n} reads per client, {rounds} interleaved rounds")
     keys = list(rows["hook"])
     print(f"{'':22}" + "".join(f"{c:>12}" for c in CLIENTS))
     for key in keys:
@@ -165,6 +190,15 @@ def main() -> None:
     for key, value in ratios.items():
         print(f"{key:24}{value:.3f}")
     print(json.dumps({"bench": "hook_overhead", **{k: round(v, 3) for k, v in ratios.items()}}))
+
+
+def main() -> None:
+    args = parse_args()
+    quiet_airflow()
+    header("hook_overhead")
+    walls, cpus = measure_clients(args)
+    n = args.rounds * args.per_round
+    print_report(summarize(walls, cpus, n), n, args.rounds)
 
 
 if __name__ == "__main__":

@@ -29,12 +29,11 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import conn_env, header, quiet_airflow
+from _common import conn_env, header, quiet_airflow, ts
 
 METHODS = ("batch", "mapped", "naive")
 CHUNK = 100
@@ -42,10 +41,6 @@ MAPPED_CONCURRENCY = 16
 FAULTS = (("500", 0.05), ("drop", 0.05), ("late:4", 0.03))
 #: Every client, ours and the SDK alike, gives up on an answer after this many seconds.
 CLIENT_TIMEOUT = 2.0
-
-
-def ts(value: str) -> float:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
 def customer(tag: str, i: int) -> dict[str, Any]:
@@ -150,7 +145,7 @@ def run_variant(emu: Any, method: str, faults: bool, args: argparse.Namespace) -
     }
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -159,11 +154,13 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=10, help="the emulator's concurrency limit")
     parser.add_argument("--variants", default="batch,mapped,naive", help="methods to run")
     parser.add_argument("--no-faults", action="store_true", help="skip the faulted variants")
-    args = parser.parse_args()
-    quiet_airflow()
+    return parser.parse_args()
+
+
+def run_variants(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every method of ``--variants``, clean then faulted, one JSON line each as it ends."""
     from airflow_provider_vapi.emulator.server import EmulatorProcess
 
-    header("place_many")
     emulator = EmulatorProcess(
         speed=args.speed,
         concurrency_limit=args.limit,
@@ -192,7 +189,10 @@ def main() -> None:
                     json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}),
                     flush=True,
                 )
-    print()
+    return rows
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
     cols = ["calls", "lost", "duplicates", "create_requests", "faults_hit", "client_errors"]
     print(
         f"{'variant':16}" + "".join(f"{c:>16}" for c in cols) + f"{'placement s':>13}{'makespan s':>12}"
@@ -204,13 +204,17 @@ def main() -> None:
             + "".join(f"{r[c]:>16}" for c in cols)
             + f"{r['placement_s']:>13.2f}{r['makespan_s']:>12.2f}{r['bound_s']:>9.2f}{r['throughput_vs_bound']:>10.3f}"
         )
+
+
+def print_summary(n: int, rows: list[dict[str, Any]]) -> None:
+    """The closing JSON line: batch's throughput, ours' lost and duplicate calls, each variant's."""
     ours = [r for r in rows if not r["variant"].startswith("naive")]
     batch = next((r for r in rows if r["variant"] == "batch"), rows[0])
     print(
         json.dumps(
             {
                 "bench": "place_many",
-                "n": args.n,
+                "n": n,
                 "throughput_vs_bound": round(batch["throughput_vs_bound"], 3),
                 "duplicates": sum(r["duplicates"] for r in ours),
                 "lost": sum(r["lost"] for r in ours),
@@ -225,6 +229,16 @@ def main() -> None:
             }
         )
     )
+
+
+def main() -> None:
+    args = parse_args()
+    quiet_airflow()
+    header("place_many")
+    rows = run_variants(args)
+    print()
+    print_table(rows)
+    print_summary(args.n, rows)
 
 
 if __name__ == "__main__":

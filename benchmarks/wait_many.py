@@ -22,162 +22,38 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
-from datetime import datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import conn_env, header, percentile, quiet_airflow
+from _common import conn_env, header, percentile, quiet_airflow, ts
+from _wait_worker import worker_main
 
 CONTENDERS = ("vapi", "http_async_hook", "sdk")
 HELD_SUFFIX = "0006"  # the emulator keeps these calls in progress until they are ended
-LAG_PROBE_S = 0.05
-
-
-# ------------------------------------------------------------------------------------------------
-# The waiting side (runs in its own process: python wait_many.py --worker CONTENDER ...)
-# ------------------------------------------------------------------------------------------------
-
-
-def rss_kib() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
-
-
-def make_waiter(contender: str, call_id: str, interval: float, api_key: str, url: str) -> Any:
-    """An object with an async ``run()`` yielding one event, like a trigger."""
-    from airflow.triggers.base import BaseTrigger, TriggerEvent
-
-    if contender == "vapi":
-        from airflow_provider_vapi.triggers import CallStatusTrigger
-
-        return CallStatusTrigger(call_id, "vapi_default", poll_interval=interval)
-
-    if contender == "http_async_hook":
-        import aiohttp
-        from airflow.providers.http.hooks.http import HttpAsyncHook
-
-        class HttpCallTrigger(BaseTrigger):
-            """What a user writes with the HTTP provider: poll GET /call/{id} until ended."""
-
-            def __init__(self, call_id: str, poll_interval: float) -> None:
-                super().__init__()
-                self.call_id, self.poll_interval = call_id, poll_interval
-
-            def serialize(self) -> tuple[str, dict[str, Any]]:
-                return ("HttpCallTrigger", {"call_id": self.call_id, "poll_interval": self.poll_interval})
-
-            async def run(self):
-                hook = HttpAsyncHook(method="GET", http_conn_id="vapi_http")
-                # One session per trigger (the provider's own HttpSensorTrigger opens one per poke).
-                async with aiohttp.ClientSession() as session:
-                    while True:
-                        response = await hook.run(
-                            session=session,
-                            endpoint=f"call/{self.call_id}",
-                            headers={"Authorization": f"Bearer {api_key}"},
-                        )
-                        call = await response.json()
-                        if call["status"] == "ended":
-                            yield TriggerEvent({"status": "success", "call_id": self.call_id})
-                            return
-                        await asyncio.sleep(self.poll_interval)
-
-        return HttpCallTrigger(call_id, interval)
-
-    from vapi import AsyncVapi
-
-    class SdkCallTrigger(BaseTrigger):
-        """What a user writes with Vapi's SDK: poll calls.get until ended."""
-
-        def __init__(self, call_id: str, poll_interval: float) -> None:
-            super().__init__()
-            self.call_id, self.poll_interval = call_id, poll_interval
-
-        def serialize(self) -> tuple[str, dict[str, Any]]:
-            return ("SdkCallTrigger", {"call_id": self.call_id, "poll_interval": self.poll_interval})
-
-        async def run(self):
-            client = AsyncVapi(token=api_key, base_url=url)
-            while True:
-                call = await client.calls.get(self.call_id)
-                if call.status == "ended":
-                    yield TriggerEvent({"status": "success", "call_id": self.call_id})
-                    return
-                await asyncio.sleep(self.poll_interval)
-
-    return SdkCallTrigger(call_id, interval)
-
-
-async def worker_main(args: argparse.Namespace) -> dict[str, Any]:
-    ids: list[str] = json.loads(Path(args.ids_file).read_text())
-    events: dict[str, float] = {}
-
-    async def wait(call_id: str) -> None:
-        trigger = make_waiter(args.worker, call_id, args.poll_interval, args.api_key, args.url)
-        async for event in trigger.run():
-            assert event.payload["status"] == "success", event.payload
-            events[call_id] = time.time()
-
-    # Warm up on one call that has ended already: imports, connection lookups and lazily built
-    # models happen now, so the baseline below leaves only what waiting costs.
-    await wait(args.warm_id)
-    events.clear()
-    gc.collect()
-    base_rss = rss_kib()
-    samples: list[tuple[float, float]] = []
-
-    async def sample() -> None:
-        while True:
-            samples.append((time.time(), time.process_time()))
-            await asyncio.sleep(0.1)
-
-    lags: list[float] = []
-
-    async def probe_lag() -> None:
-        # How late a 50 ms sleep wakes: what every other trigger of the loop suffers meanwhile.
-        loop = asyncio.get_running_loop()
-        while True:
-            before = loop.time()
-            await asyncio.sleep(LAG_PROBE_S)
-            lags.append(loop.time() - before - LAG_PROBE_S)
-
-    sampler = asyncio.create_task(sample())
-    prober = asyncio.create_task(probe_lag())
-    cpu0, wall0 = time.process_time(), time.time()
-    tasks = [asyncio.create_task(wait(cid)) for cid in ids]
-    await asyncio.sleep(args.poll_interval * 1.5)
-    print("READY", flush=True)
-    await asyncio.gather(*tasks)
-    cpu = time.process_time() - cpu0
-    sampler.cancel()
-    prober.cancel()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {
-        "events": events,
-        "cpu_s": cpu,
-        "wall_s": time.time() - wall0,
-        "base_rss_kib": base_rss,
-        "peak_rss_kib": peak,
-        "cpu_samples": samples,
-        "lags": lags,
-    }
-
-
-# ------------------------------------------------------------------------------------------------
-# The orchestrating side
-# ------------------------------------------------------------------------------------------------
-
-
-def ts(value: str) -> float:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+#: The table's rows: label, key of a contender's figures, format.
+TABLE_ROWS = (
+    ("requests/interval (steady)", "requests_per_interval_steady", "{:.1f}"),
+    ("requests/interval (overall)", "requests_per_interval_overall", "{:.1f}"),
+    ("requests at start-up", "requests_startup", "{}"),
+    ("CPU s (waiting process)", "cpu_s", "{:.2f}"),
+    ("  of which start-up", "cpu_s_startup", "{:.2f}"),
+    ("  per interval (steady)", "cpu_s_per_interval_steady", "{:.3f}"),
+    ("peak RSS MiB", "peak_rss_mib", "{:.1f}"),
+    ("RSS KiB per waiting call", "rss_kib_per_call", "{:.1f}"),
+    ("event delay p50 s", "delay_p50_s", "{:.2f}"),
+    ("event delay p95 s", "delay_p95_s", "{:.2f}"),
+    ("event delay max s", "delay_max_s", "{:.2f}"),
+    ("event-loop lag p50 ms", "lag_p50_ms", "{:.1f}"),
+    ("event-loop lag p99 ms", "lag_p99_ms", "{:.1f}"),
+    ("event-loop lag max ms", "lag_max_ms", "{:.0f}"),
+)
 
 
 def place_held_calls(emu: Any, n: int) -> list[str]:
@@ -203,7 +79,17 @@ def place_held_calls(emu: Any, n: int) -> list[str]:
     return ids
 
 
-def run_contender(emu: Any, contender: str, args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
+@dataclass
+class Timeline:
+    """When, in wall time, a contender's run passed its milestones."""
+
+    ready: float  # the worker said READY: all its waiters run
+    steady_end: float  # the calls start to end
+    done: float  # the worker has reported
+
+
+def prepare_calls(emu: Any, contender: str, args: argparse.Namespace) -> tuple[list[str], str, Path]:
+    """N held calls, one ended call to warm up on, the ids' file; the request log cleared."""
     emu.reset()
     ids = place_held_calls(emu, args.n)
     warm = emu.create_call(f"+15550000{HELD_SUFFIX[1:]}")["id"]
@@ -211,6 +97,13 @@ def run_contender(emu: Any, contender: str, args: argparse.Namespace, env: dict[
     ids_file = Path(args.tmp) / f"ids-{contender}.json"
     ids_file.write_text(json.dumps(ids))
     emu.clear_requests()
+    return ids, warm, ids_file
+
+
+def start_worker(
+    emu: Any, contender: str, args: argparse.Namespace, env: dict[str, str], ids_file: Path, warm: str
+) -> subprocess.Popen[str]:
+    """The waiting process, once it says READY (all its waiters started)."""
     command = [
         sys.executable,
         __file__,
@@ -232,11 +125,13 @@ def run_contender(emu: Any, contender: str, args: argparse.Namespace, env: dict[
     line = proc.stdout.readline()
     if line.strip() != "READY":
         proc.kill()
+        proc.wait()
         raise RuntimeError(f"{contender} worker failed to start: {line!r}")
-    ready = time.time()
-    time.sleep(args.poll_interval * args.steady_intervals)
-    steady_end = time.time()
-    # End the calls in waves spread over several intervals (admin API: not in the request log).
+    return proc
+
+
+def end_calls(emu: Any, ids: list[str], args: argparse.Namespace) -> dict[str, float]:
+    """End the calls in waves spread over several intervals (admin API: not in the request log)."""
     ended_at: dict[str, float] = {}
     waves = max(1, args.end_intervals * 4)
     per_wave = -(-len(ids) // waves)
@@ -246,22 +141,60 @@ def run_contender(emu: Any, contender: str, args: argparse.Namespace, env: dict[
             call = emu._send("POST", f"/calls/{cid}/end")
             ended_at[cid] = ts(call["endedAt"])
         time.sleep(max(0.0, args.poll_interval / 4 - (time.time() - wave_start)))
-    out, _ = proc.communicate(timeout=args.poll_interval * 20 + 120)
+    return ended_at
+
+
+def worker_result(proc: subprocess.Popen[str], contender: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The JSON the waiting process prints last, once all its waiters have their event."""
+    try:
+        out, _ = proc.communicate(timeout=args.poll_interval * 20 + 120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(
+            f"{contender} worker did not finish: its waiters never all got their event"
+        ) from None
     if proc.returncode != 0:
         raise RuntimeError(f"{contender} worker failed")
-    result = json.loads(out.strip().splitlines()[-1])
-    done = time.time()
-    log = emu.requests()
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def cpu_at(samples: list[list[float]], moment: float) -> float:
+    """The process's CPU seconds at the last sample up to ``moment`` (the first if none)."""
+    before = [c for t, c in samples if t <= moment]
+    return before[-1] if before else samples[0][1]
+
+
+def run_contender(emu: Any, contender: str, args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
+    ids, warm, ids_file = prepare_calls(emu, contender, args)
+    proc = start_worker(emu, contender, args, env, ids_file, warm)
+    ready = time.time()
+    time.sleep(args.poll_interval * args.steady_intervals)
+    steady_end = time.time()
+    ended_at = end_calls(emu, ids, args)
+    result = worker_result(proc, contender, args)
+    timeline = Timeline(ready, steady_end, time.time())
+    return contender_row(contender, args, result, emu.requests(), ids, ended_at, timeline)
+
+
+def contender_row(
+    contender: str,
+    args: argparse.Namespace,
+    result: dict[str, Any],
+    log: list[dict[str, Any]],
+    ids: list[str],
+    ended_at: dict[str, float],
+    timeline: Timeline,
+) -> dict[str, Any]:
+    """A contender's figures from its worker's result and the emulator's request log."""
+    ready, steady_end = timeline.ready, timeline.steady_end
     stamps = [ts(r["timestamp"]) for r in log]
-    intervals_total = (done - ready) / args.poll_interval
+    intervals_total = (timeline.done - ready) / args.poll_interval
     steady = sum(1 for s in stamps if ready <= s < steady_end)
     delays = [result["events"][cid] - ended_at[cid] for cid in ids]
-
-    def cpu_at(moment: float) -> float:
-        before = [c for t, c in result["cpu_samples"] if t <= moment]
-        return before[-1] if before else result["cpu_samples"][0][1]
-
-    steady_cpu = cpu_at(steady_end) - cpu_at(ready)
+    samples = result["cpu_samples"]
+    steady_cpu = cpu_at(samples, steady_end) - cpu_at(samples, ready)
     rss_delta = max(0, result["peak_rss_kib"] - result["base_rss_kib"])
     return {
         "contender": contender,
@@ -272,7 +205,7 @@ def run_contender(emu: Any, contender: str, args: argparse.Namespace, env: dict[
         "list_requests": sum(1 for r in log if r["path"] == "/call"),
         "get_requests": sum(1 for r in log if r["path"].startswith("/call/")),
         "cpu_s": result["cpu_s"],
-        "cpu_s_startup": cpu_at(ready) - result["cpu_samples"][0][1],
+        "cpu_s_startup": cpu_at(samples, ready) - samples[0][1],
         "cpu_s_per_interval_steady": steady_cpu / args.steady_intervals,
         "wall_s": result["wall_s"],
         "peak_rss_mib": result["peak_rss_kib"] / 1024,
@@ -286,7 +219,7 @@ def run_contender(emu: Any, contender: str, args: argparse.Namespace, env: dict[
     }
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -300,20 +233,15 @@ def main() -> None:
     parser.add_argument("--warm-id", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--api-key", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    quiet_airflow()
+    return parser.parse_args()
 
-    if args.worker:
-        os.environ.update(conn_env(args.url, args.api_key))
-        result = asyncio.run(worker_main(args))
-        print(json.dumps(result), flush=True)
-        return
 
+def run_contenders(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Each contender of ``--contenders`` against one emulator, one JSON line each as it ends."""
     import tempfile
 
     from airflow_provider_vapi.emulator.server import EmulatorProcess
 
-    header("wait_many")
     contenders = [c for c in args.contenders.split(",") if c]
     emulator = EmulatorProcess(
         speed=1.0,
@@ -340,40 +268,39 @@ def main() -> None:
                 json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}),
                 flush=True,
             )
+    return rows
 
-    by = {r["contender"]: r for r in rows}
-    cols = [
-        ("requests/interval (steady)", "requests_per_interval_steady", "{:.1f}"),
-        ("requests/interval (overall)", "requests_per_interval_overall", "{:.1f}"),
-        ("requests at start-up", "requests_startup", "{}"),
-        ("CPU s (waiting process)", "cpu_s", "{:.2f}"),
-        ("  of which start-up", "cpu_s_startup", "{:.2f}"),
-        ("  per interval (steady)", "cpu_s_per_interval_steady", "{:.3f}"),
-        ("peak RSS MiB", "peak_rss_mib", "{:.1f}"),
-        ("RSS KiB per waiting call", "rss_kib_per_call", "{:.1f}"),
-        ("event delay p50 s", "delay_p50_s", "{:.2f}"),
-        ("event delay p95 s", "delay_p95_s", "{:.2f}"),
-        ("event delay max s", "delay_max_s", "{:.2f}"),
-        ("event-loop lag p50 ms", "lag_p50_ms", "{:.1f}"),
-        ("event-loop lag p99 ms", "lag_p99_ms", "{:.1f}"),
-        ("event-loop lag max ms", "lag_max_ms", "{:.0f}"),
-    ]
+
+def print_table(by: dict[str, dict[str, Any]]) -> None:
     print()
     print(f"{'':30}" + "".join(f"{c:>18}" for c in by))
-    for label, key, fmt in cols:
+    for label, key, fmt in TABLE_ROWS:
         print(f"{label:30}" + "".join(f"{fmt.format(by[c][key]):>18}" for c in by))
-    if "vapi" in by:
-        print()
-        for other in (c for c in by if c != "vapi"):
-            o, v = by[other], by["vapi"]
-            print(
-                f"{other} / vapi: requests per interval (steady) "
-                f"{o['requests_per_interval_steady'] / max(v['requests_per_interval_steady'], 1e-9):.0f}x, "
-                f"overall {o['requests_per_interval_overall'] / max(v['requests_per_interval_overall'], 1e-9):.1f}x, "
-                f"CPU {o['cpu_s'] / v['cpu_s']:.1f}x (steady per interval "
-                f"{o['cpu_s_per_interval_steady'] / max(v['cpu_s_per_interval_steady'], 1e-9):.0f}x), RSS per call "
-                f"{o['rss_kib_per_call'] / max(v['rss_kib_per_call'], 1e-9):.1f}x"
-            )
+
+
+def ratio(other: float, ours: float, digits: int) -> str:
+    """``other / ours`` as ``12.3x``; ``n/a`` when ours measured zero (a short run can: nothing to divide by)."""
+    return f"{other / ours:.{digits}f}x" if ours > 0 else "n/a"
+
+
+def print_ratios(by: dict[str, dict[str, Any]]) -> None:
+    """Each peer's figures over ours, when ours ran."""
+    if "vapi" not in by:
+        return
+    print()
+    for other in (c for c in by if c != "vapi"):
+        o, v = by[other], by["vapi"]
+        print(
+            f"{other} / vapi: requests per interval (steady) "
+            f"{ratio(o['requests_per_interval_steady'], v['requests_per_interval_steady'], 0)}, "
+            f"overall {ratio(o['requests_per_interval_overall'], v['requests_per_interval_overall'], 1)}, "
+            f"CPU {ratio(o['cpu_s'], v['cpu_s'], 1)} (steady per interval "
+            f"{ratio(o['cpu_s_per_interval_steady'], v['cpu_s_per_interval_steady'], 0)}), RSS per call "
+            f"{ratio(o['rss_kib_per_call'], v['rss_kib_per_call'], 1)}"
+        )
+
+
+def print_summary(args: argparse.Namespace, by: dict[str, dict[str, Any]]) -> None:
     summary = {
         "bench": "wait_many",
         "n": args.n,
@@ -389,6 +316,24 @@ def main() -> None:
         "event_loop_lag_p99_ms": {c: round(r["lag_p99_ms"], 1) for c, r in by.items()},
     }
     print(json.dumps(summary))
+
+
+def main() -> None:
+    args = parse_args()
+    quiet_airflow()
+
+    if args.worker:
+        os.environ.update(conn_env(args.url, args.api_key))
+        result = asyncio.run(worker_main(args))
+        print(json.dumps(result), flush=True)
+        return
+
+    header("wait_many")
+    rows = run_contenders(args)
+    by = {r["contender"]: r for r in rows}
+    print_table(by)
+    print_ratios(by)
+    print_summary(args, by)
 
 
 if __name__ == "__main__":

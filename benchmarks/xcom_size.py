@@ -53,12 +53,16 @@ def campaign(emu: Any, n: int) -> list[str]:
                                      assistantOverrides={"metadata": metadata})["id"])  # fmt: skip
     deadline = time.monotonic() + 300
     for call_id in calls:
-        emu.wait_for(call_id, structured_outputs=True, analysis=True, timeout=max(1.0, deadline - time.monotonic()))
+        emu.wait_for(
+            call_id, structured_outputs=True, analysis=True, timeout=max(1.0, deadline - time.monotonic())
+        )
     return calls
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=1000, help="calls in the campaign")
     args = parser.parse_args()
     quiet_airflow()
