@@ -52,6 +52,12 @@ def percentile(values: Sequence[float], p: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (k - low)
 
 
+def conversation_number(i: int) -> str:
+    """The ``i``-th phone number that the emulator answers with an ordinary conversation (numbers
+    ending 9000-9999; its scripted outcomes use the endings 0001-0007)."""
+    return f"+1555{i // 1000:03d}{9000 + i % 1000:04d}"
+
+
 def ts(value: str) -> float:
     """An ISO 8601 time of the API (``...Z``) as a POSIX timestamp."""
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()

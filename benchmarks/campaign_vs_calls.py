@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import conn_env, header, quiet_airflow
+from _common import conn_env, conversation_number, header, quiet_airflow
 
 CONTENDERS = ("campaign", "batch", "mapped")
 CHUNK = 100
@@ -50,11 +50,6 @@ CALL_FAULTS = (("drop", 0.05), ("late:4", 0.03))
 #: The client gives up on an answer after this many seconds (the ``late`` faults answer later).
 CLIENT_TIMEOUT = 2.0
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
-def number(i: int) -> str:
-    # Numbers ending 9000-9999: an ordinary conversation (the scripted outcomes use 0001-0007).
-    return f"+1555{i // 1000:03d}{9000 + i % 1000:04d}"
 
 
 def bound_s(args: argparse.Namespace) -> float:
@@ -104,7 +99,7 @@ def run_campaign(run: Run) -> dict[str, Any]:
         "name": f"bench {run.tag}",
         "assistant_id": run.emu.assistant_id,
         "phone_number_id": run.emu.phone_number_id,
-        "customers": [number(i) for i in range(run.n)],
+        "customers": [conversation_number(i) for i in range(run.n)],
         "max_concurrency": run.limit,
     }
     body = build_campaign_body(params)
@@ -127,7 +122,7 @@ def place_batch(run: Run, base: dict[str, Any]) -> list[str]:
 
     hook, errors = VapiHook(), []
     for k, start in enumerate(range(0, run.n, CHUNK)):
-        customers = [{"number": number(i)} for i in range(start, min(run.n, start + CHUNK))]
+        customers = [{"number": conversation_number(i)} for i in range(start, min(run.n, start + CHUNK))]
         result = hook.create_call({**base, "customers": customers}, idempotency_key=f"{run.tag}-b{k}")
         errors += [e.error for e in result.errors]  # type: ignore[union-attr]
     hook.close()
@@ -143,7 +138,9 @@ def place_mapped(run: Run, base: dict[str, Any]) -> list[str]:
         if not hasattr(local, "hook"):
             local.hook = VapiHook()  # one hook per slot, as each mapped task has its own
             hooks.append(local.hook)
-        local.hook.create_call({**base, "customer": {"number": number(i)}}, idempotency_key=f"{run.tag}-{i}")
+        local.hook.create_call(
+            {**base, "customer": {"number": conversation_number(i)}}, idempotency_key=f"{run.tag}-{i}"
+        )
 
     with ThreadPoolExecutor(MAPPED_CONCURRENCY) as pool:
         for future in [pool.submit(one, i) for i in range(run.n)]:
@@ -197,7 +194,7 @@ def inject_faults(emu: Any, contender: str, n: int) -> None:
 def who_was_called(emu: Any, n: int) -> dict[str, int]:
     calls = emu.calls()
     by_number = Counter((c.get("customer") or {}).get("number") for c in calls)
-    wanted = [number(i) for i in range(n)]
+    wanted = [conversation_number(i) for i in range(n)]
     return {
         "calls": len(calls),
         "missed": sum(1 for x in wanted if by_number[x] == 0),
@@ -214,12 +211,12 @@ def warm_up(emu: Any) -> None:
 
     hook = VapiHook()
     base = {"assistant_id": emu.assistant_id, "phone_number_id": emu.phone_number_id}
-    body = build_campaign_body({"name": "warm-up", "customers": [number(0)], **base})
+    body = build_campaign_body({"name": "warm-up", "customers": [conversation_number(0)], **base})
     check_campaign_body(body)
     campaign = hook.campaigns.create(body, "bench-warm-up")
     hook.campaigns.get(campaign.id)
     list(hook.campaigns.iter_contact_pages(campaign.id))
-    hook.create_call(emu.call_body(number(1)))
+    hook.create_call(emu.call_body(conversation_number(1)))
     hook.list_calls(createdAtGe=datetime.now(UTC) - timedelta(minutes=1))
     hook.close()
 

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import conn_env, header, quiet_airflow, ts
+from _common import conn_env, conversation_number, header, quiet_airflow, ts
 
 METHODS = ("batch", "mapped", "naive")
 CHUNK = 100
@@ -44,8 +44,7 @@ CLIENT_TIMEOUT = 2.0
 
 
 def customer(tag: str, i: int) -> dict[str, Any]:
-    # Numbers ending 9000-9999: an ordinary conversation (the scripted outcomes use 0001-0007).
-    return {"number": f"+1555{i // 1000:03d}{9000 + i % 1000:04d}", "externalId": f"{tag}-{i}"}
+    return {"number": conversation_number(i), "externalId": f"{tag}-{i}"}
 
 
 def place(method: str, tag: str, n: int, emu: Any) -> dict[str, Any]:
