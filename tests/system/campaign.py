@@ -180,30 +180,50 @@ def assert_nothing_lost_nothing_doubled(
     assert {t["state"] for t in places + waits} == {"success"}
 
     placed = run.placed_ids()
-    waited: dict[int, Any] = {}
     by_id = {c["id"]: c for calls in per_number.values() for c in calls}
-    for i, person in enumerate(run.people):
-        call_id = placed[i]
-        truth = by_id.get(call_id)
-        assert truth is not None, f"place_call[{i}] returned {call_id}, unknown to the emulator"
-        assert truth["customer"]["number"] == person.number, f"place_call[{i}] called the wrong person"
-        result = api.xcom("vapi_outbound_survey", run.run_id, "wait_for_call", map_index=i)
-        assert result["id"] == call_id, f"wait_for_call[{i}] waited on {result['id']}, not {call_id}"
-        assert result["status"] == "ended"
-        assert result["customer"]["number"] == person.number
-        if ended_reason:
-            assert result["endedReason"] == ended_reason, (i, result["endedReason"])
-        final = emulator.call(call_id)
-        outputs = ((final.get("artifact") or {}).get("structuredOutputs") or {}).values()
-        want = next((o["result"] for o in outputs if o.get("name") == ANSWERS), None)
-        got = (result.get("structuredOutputs") or {}).get(ANSWERS)
-        if require_analysis:
-            assert want, f"the emulator has no {ANSWERS} for call {call_id}: {final.get('endedReason')}"
-            assert got == want, f"wait_for_call[{i}] data: {got} != {want}"
-        else:
-            assert got is None or got == want, f"wait_for_call[{i}] data: {got} != {want}"
-        waited[i] = got
+    waited = {
+        i: _checked_wait(run, emulator, i, placed[i], by_id, ended_reason, require_analysis)
+        for i in range(len(run.people))
+    }
+    rows = _checked_rows(run, placed, waited)
+    event = _checked_asset_event(run)
+    return {"calls": by_id, "placed": placed, "rows": rows, "event": event}
 
+
+def _checked_wait(
+    run: SurveyRun,
+    emulator: EmulatorHandle,
+    i: int,
+    call_id: str,
+    by_id: dict[str, Any],
+    ended_reason: str | None,
+    require_analysis: bool,
+) -> Any:
+    """``wait_for_call[i]``'s XCom against the call ``place_call[i]`` made; its survey answers."""
+    person = run.people[i]
+    truth = by_id.get(call_id)
+    assert truth is not None, f"place_call[{i}] returned {call_id}, unknown to the emulator"
+    assert truth["customer"]["number"] == person.number, f"place_call[{i}] called the wrong person"
+    result = run.api.xcom("vapi_outbound_survey", run.run_id, "wait_for_call", map_index=i)
+    assert result["id"] == call_id, f"wait_for_call[{i}] waited on {result['id']}, not {call_id}"
+    assert result["status"] == "ended"
+    assert result["customer"]["number"] == person.number
+    if ended_reason:
+        assert result["endedReason"] == ended_reason, (i, result["endedReason"])
+    final = emulator.call(call_id)
+    outputs = ((final.get("artifact") or {}).get("structuredOutputs") or {}).values()
+    want = next((o["result"] for o in outputs if o.get("name") == ANSWERS), None)
+    got = (result.get("structuredOutputs") or {}).get(ANSWERS)
+    if require_analysis:
+        assert want, f"the emulator has no {ANSWERS} for call {call_id}: {final.get('endedReason')}"
+        assert got == want, f"wait_for_call[{i}] data: {got} != {want}"
+    else:
+        assert got is None or got == want, f"wait_for_call[{i}] data: {got} != {want}"
+    return got
+
+
+def _checked_rows(run: SurveyRun, placed: dict[int, str], waited: dict[int, Any]) -> dict[str, Any]:
+    """One table row per person, with the call placed for them and the answers their wait saw."""
     rows = {r["phone_number"]: r for r in run.table_rows()}
     assert sorted(rows) == sorted(p.number for p in run.people), "one table row per person"
     for i, person in enumerate(run.people):
@@ -212,12 +232,17 @@ def assert_nothing_lost_nothing_doubled(
         assert row["person_id"] == person.person_id
         stored = json.loads(row["structured_data"]) if isinstance(row["structured_data"], str) else None
         assert stored == waited[i], f"table row of {person.number}: {stored} != {waited[i]}"
+    return rows
 
-    events = api.get("/assets/events", source_dag_id=SURVEY, source_run_id=run.run_id)["asset_events"]
+
+def _checked_asset_event(run: SurveyRun) -> dict[str, Any]:
+    """The run's one asset event, counting every person's row."""
+    events = run.api.get("/assets/events", source_dag_id=SURVEY, source_run_id=run.run_id)["asset_events"]
     assert len(events) == 1, f"one asset event per run, got {events}"
     assert events[0]["name"] == "vapi://call-results", events[0]
     assert events[0]["extra"].get("rows") == len(run.people)
-    return {"calls": by_id, "placed": placed, "rows": rows, "event": events[0]}
+    event: dict[str, Any] = events[0]
+    return event
 
 
 def hang_up(emulator: EmulatorHandle, call_id: str) -> dict[str, Any]:

@@ -124,8 +124,8 @@ class AirflowDeployment:
     def logs(self) -> Path:
         return self.home / "component-logs"
 
-    def env(self) -> dict[str, str]:
-        home = self.home
+    def _bundles(self) -> str:
+        """One local DAG bundle per DAG folder, re-read at once (``refresh_interval`` 0)."""
         bundles = [
             {
                 "name": f"bundle-{path.name}",
@@ -135,6 +135,10 @@ class AirflowDeployment:
             for path in self.dag_folders
             if path.is_dir()
         ]
+        return json.dumps(bundles)
+
+    def _vapi_connection(self) -> str:
+        """``vapi_default``, pointed at the emulator."""
         conn = {
             "conn_type": "vapi",
             "host": self.emulator.url,
@@ -150,11 +154,13 @@ class AirflowDeployment:
                 "create_settle_seconds": 10,
             },
         }
+        return json.dumps(conn)
+
+    def _airflow_settings(self) -> dict[str, str]:
+        """The ``AIRFLOW__*`` settings of every component (one home, one API server, fast beats)."""
+        home = self.home
         fernet = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
-        env = {
-            **_clean_env(),
-            "AIRFLOW_HOME": str(home),
-            "PYTHONUNBUFFERED": "1",
+        return {
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__AUTH_MANAGER": (
                 "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
@@ -178,7 +184,7 @@ class AirflowDeployment:
             "AIRFLOW__API__WORKERS": "1",
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.db_url or f"sqlite:///{home / 'airflow.db'}",
-            "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(bundles),
+            "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": self._bundles(),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
@@ -197,9 +203,18 @@ class AirflowDeployment:
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             # Retries come after 1 s, not Airflow's default 5 minutes (fault tests retry tasks).
             "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "1",
+        }
+
+    def env(self) -> dict[str, str]:
+        home = self.home
+        env = {
+            **_clean_env(),
+            **self._airflow_settings(),
+            "AIRFLOW_HOME": str(home),
+            "PYTHONUNBUFFERED": "1",
             # The example DAGs poll every 10 s by default; calls here last well under a second.
             "VAPI_EXAMPLES_POLL_INTERVAL": "0.5",
-            "AIRFLOW_CONN_VAPI_DEFAULT": json.dumps(conn),
+            "AIRFLOW_CONN_VAPI_DEFAULT": self._vapi_connection(),
             # The warehouse of the example DAGs (vapi_campaign_from_table, vapi_daily_export).
             "AIRFLOW_CONN_VAPI_WAREHOUSE": json.dumps({"conn_type": "sqlite", "host": str(home / "warehouse.db")}),
             "VAPI_EMULATOR_URL": self.emulator.url,
