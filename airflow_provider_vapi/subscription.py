@@ -38,6 +38,7 @@ class Subscription:
         "closed",
         "floor",
         "interval",
+        "joined_at",
         "read_first",
     )
 
@@ -50,6 +51,8 @@ class Subscription:
         self.read_first = read_first
         self.call_ids = set(call_ids)
         self.interval = interval
+        #: ``time.monotonic()`` when it subscribed: only a poll that started later may settle it.
+        self.joined_at = time.monotonic()
         self._changed = asyncio.Event()
         self._inbox: dict[str, Call] = {}
         self._suspects: set[str] = set()

@@ -383,12 +383,17 @@ class CallWatcher:
 
     async def _settle_fresh(self, calls: dict[str, Call], started: float) -> None:
         """Subscribers waiting for a poll to tell their calls' state: this listing held all of a
-        subscriber's calls (it takes their state and is covered), or it reads them directly."""
+        subscriber's calls (it takes their state and is covered), or it reads them directly. One
+        that joined while this poll was under way waits for the next: the listing may have been
+        made before its call existed."""
         fresh, self._fresh = self._fresh, set()
         for count, sub in enumerate(fresh, 1):
             if count % WAKE_SLICE == 0:
                 await asyncio.sleep(0)
             if sub.closed or sub.checked_at is not None:
+                continue
+            if sub.joined_at > started:
+                self._fresh.add(sub)
                 continue
             listed = [calls.get(call_id) for call_id in sub.call_ids]
             missing = [cid for cid, call in zip(sub.call_ids, listed, strict=True) if call is None]

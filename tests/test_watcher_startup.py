@@ -78,6 +78,32 @@ async def test_a_trigger_joining_a_running_poll_reads_nothing(vapi_conn, vapi_em
     await asyncio.gather(t_first, return_exceptions=True)
 
 
+async def test_a_trigger_joining_while_a_poll_is_answered_waits_for_the_next_poll(vapi_conn, vapi_emulator):
+    """The poll under way when a trigger joins was listed before the joiner's call existed (its
+    answer is held back by ``stall:S``). Judged by that listing, the joiner would find its call
+    missing and read it directly; it must wait for the next poll, which started after it joined.
+    Under load this is the ordinary case: the answer waits in the socket while the loop is busy."""
+    emu = vapi_emulator
+    first = emu.create_call(HELD)["id"]
+    t_first = start(CallStatusTrigger(first, vapi_conn, poll_interval=0.2))
+    await until(all_covered(count=1), what="the first trigger covered")
+    emu.fault("stall:2", method="GET", path="/call", query={"updatedAtGt": "*"})
+
+    def listed_and_held() -> bool:
+        return any(r["fault"] == "stall:2" and r["status"] for r in lists(emu))
+
+    await until(listed_and_held, what="a poll listed, its answer held back")
+    joiner = emu.create_call("+15550010006")["id"]  # held, like HELD; after the listing was made
+    emu.clear_requests()
+    t_joiner = start(CallStatusTrigger(joiner, vapi_conn, poll_interval=0.2))
+    await until(all_covered(count=2), what="the joiner covered")
+    await in_thread(emu.end_call, joiner)
+    assert (await asyncio.wait_for(t_joiner, 15))["status"] == "success"
+    assert reads(emu, joiner) == [], "the joiner was judged by a listing made before it joined"
+    t_first.cancel()
+    await asyncio.gather(t_first, return_exceptions=True)
+
+
 async def test_a_call_quiet_for_longer_than_the_listing_reaches_is_read_directly(vapi_conn, vapi_emulator):
     """A call that ended two hours ago is older than the first listing reaches back: its trigger is
     told so and reads it. Taking "not listed" for "nothing new" would leave it waiting forever. A

@@ -3,6 +3,7 @@ through which fault actions break an answer (``drop``, ``garbage:KIND``)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -118,10 +119,27 @@ def garbling(kind: str, send: Send) -> Send:
     return garble
 
 
+def stalling(seconds: float, send: Send) -> Send:
+    """A ``send`` that holds the answer back ``seconds`` before its first message (``stall:S``):
+    the route has done its work by then, so the answer tells of the moment the request came."""
+    held = True
+
+    async def stall(message: Message) -> None:
+        nonlocal held
+        if held:
+            held = False
+            await asyncio.sleep(seconds)
+        await send(message)
+
+    return stall
+
+
 def breaking(action: str, send: Send) -> Send:
     """The ``send`` that carries out a fault ``action`` on the answer (unchanged for the others)."""
     if action == "drop":
         return dropping(send)
+    if action.startswith("stall:"):
+        return stalling(float(action.split(":", 1)[1]), send)
     if action.startswith("garbage:"):
         return garbling(action.split(":", 1)[1], send)
     return send

@@ -101,7 +101,7 @@ def _add_fault_options(p: argparse.ArgumentParser) -> None:
         default="",
         metavar="SPEC",
         help="random faults: ACTION=RATE,... with ACTION a status (429, 500, 502, 503), drop, delay:S, "
-        "late:S or garbage:html|null|truncated, e.g. 429=0.1,500=0.05",
+        "late:S, stall:S or garbage:html|null|truncated, e.g. 429=0.1,500=0.05",
     )
     p.add_argument(
         "--fault-match",

@@ -198,7 +198,8 @@ class EmulatorHandle:
     ) -> dict[str, Any]:
         """Inject one fault: ``action`` is a status (``429``, ``500``...), ``"drop"`` (answer lost
         after the request was processed), ``"delay:S"``, ``"late:S"`` (processed only after S
-        seconds, even if the client gave up), ``"garbage:html"`` / ``"garbage:null"`` /
+        seconds, even if the client gave up), ``"stall:S"`` (processed at once, answered S seconds
+        later), ``"garbage:html"`` / ``"garbage:null"`` /
         ``"garbage:truncated"`` (processed, answered 2xx with a broken body) or ``"ok"``. It hits the
         next ``times`` matching requests, or each one with probability ``rate``; ``query``
         (``{"createdAtGe": "*"}``, ``"*"``: any value) narrows the matching requests."""

@@ -17,6 +17,9 @@ equal to that value), so a rule can hit ``GET /call?createdAtGe=...`` and spare
   the server's own: it happens at ``S`` even when the client has given up and gone, so a client
   whose timeout is shorter than ``S`` can list calls before its call exists. A reset of the
   emulator abandons the pending work (nothing is created; a client still waiting gets a 503);
+* ``stall:S`` ("slow answer"): the request is processed at once, and its answer held back ``S``
+  seconds (not divided by speed) before it is sent: what the client reads describes the moment the
+  request arrived, not the moment the answer does;
 * ``garbage:KIND`` ("2xx with a broken body"): the request IS processed (a create creates) and
   answered with the route's own status (200/201 for a good request) but a broken body:
   ``garbage:html`` an HTML page (``text/html``), ``garbage:null`` the JSON ``null``,
@@ -41,15 +44,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _KINDS = ("drop", "ok")
-_TIMED = ("delay", "late")
+_TIMED = ("delay", "late", "stall")
 #: The broken bodies ``garbage:KIND`` can answer with.
 GARBAGE_KINDS = ("html", "null", "truncated")
-_ACTIONS_HINT = "use a 4xx/5xx status, drop, delay:S, late:S, garbage:html|null|truncated or ok"
+_ACTIONS_HINT = "use a 4xx/5xx status, drop, delay:S, late:S, stall:S, garbage:html|null|truncated or ok"
 
 
 def parse_action(action: str | int) -> str:
     """Normalise an action (``429``, ``"503"``, ``"drop"``, ``"delay:1.5"``, ``"late:2"``,
-    ``"garbage:html"``, ``"ok"``); ValueError if bad."""
+    ``"stall:1"``, ``"garbage:html"``, ``"ok"``); ValueError if bad."""
     text = str(action).strip().lower()
     if text in _KINDS:
         return text

@@ -1,5 +1,6 @@
-"""Fault rules matched by query string, ``late:S`` (slow create), ``garbage:KIND`` (2xx with a broken
-body), and deleting a call behind a waiting client, over real HTTP."""
+"""Fault rules matched by query string, ``late:S`` (slow create), ``stall:S`` (slow answer),
+``garbage:KIND`` (2xx with a broken body), and deleting a call behind a waiting client, over real
+HTTP."""
 
 from __future__ import annotations
 
@@ -85,13 +86,14 @@ def test_query_rules_survive_a_reset_and_bad_queries_are_refused(emu):
 
 
 def test_new_actions_are_parsed():
-    assert [parse_action(a) for a in ("late:2.50", "LATE:0", "garbage:HTML", "garbage:truncated")] == [
+    assert [parse_action(a) for a in ("late:2.50", "LATE:0", "stall:1.0", "garbage:HTML", "garbage:truncated")] == [
         "late:2.5",
         "late:0",
+        "stall:1",
         "garbage:html",
         "garbage:truncated",
     ]
-    for bad in ("late:-1", "late:x", "garbage:xml", "garbage", "late"):
+    for bad in ("late:-1", "late:x", "stall:-2", "garbage:xml", "garbage", "late", "stall"):
         with pytest.raises(ValueError):
             parse_action(bad)
 
@@ -142,6 +144,33 @@ def test_a_reset_abandons_late_work(emu, http):
     assert not worker.is_alive()
     error(answers[0], 503)
     assert emu.calls() == [] and listed_ids(http) == []
+
+
+# -- stall:S --------------------------------------------------------------------------------------
+
+
+def test_a_stalled_answer_tells_of_the_moment_the_request_came(emu, http):
+    """``stall:S``: the listing is made when the request arrives and sent ``S`` seconds later, so a
+    call created in between is not in it, and the client is still waiting when that create is done."""
+    stall = 4.0
+    emu.fault(f"stall:{stall}", method="GET", path="/call")
+    answer: dict[str, Any] = {}
+
+    def poll() -> None:
+        started = time.monotonic()
+        with emu.client() as client:
+            answer["ids"] = listed_ids(client)
+        answer["waited"] = time.monotonic() - started
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    logged = wait_until(lambda: [r for r in emu.requests(method="GET", path="/call") if r["status"]], timeout=10)
+    assert logged[0]["fault"] == "stall:4"  # the route has answered: the listing is made
+    created = create(http, emu.call_body())["id"]
+    assert "ids" not in answer, "the answer came before its stall was over"
+    poller.join(timeout=stall + 30)
+    assert answer["ids"] == [] and answer["waited"] >= stall
+    assert listed_ids(http) == [created]
 
 
 # -- garbage:KIND ---------------------------------------------------------------------------------
