@@ -12,7 +12,7 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +24,18 @@ from airflow_provider_vapi.triggers import CallStatusTrigger
 
 HELD = "+15550000006"  # stays in progress until ended
 pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture(autouse=True)
+async def watchers_stopped() -> AsyncIterator[None]:
+    """After each test, let a watcher its last trigger left finish stopping on this test's loop
+    (pytest-asyncio before 1.0 closes the loop with such a task still cancelling, and Python then
+    logs "Task was destroyed but it is pending" at exit)."""
+    yield
+    stopping = [t for t in asyncio.all_tasks() if t.get_name().startswith("vapi-watcher-")]
+    for task in stopping:
+        task.cancel()
+    await asyncio.gather(*stopping, return_exceptions=True)
 
 
 # A wait's own bound, under the module's pytest timeout. It must outlast any ``until`` a test runs
