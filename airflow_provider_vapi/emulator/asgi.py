@@ -1,5 +1,5 @@
 """ASGI plumbing of the emulator: the types, JSON and error answers, and the ``send`` wrappers
-through which fault actions break an answer (``drop``, ``garbage:KIND``)."""
+through which fault actions break an answer (``drop``, ``stall:S``, ``garbage:KIND``)."""
 
 from __future__ import annotations
 
