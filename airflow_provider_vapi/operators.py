@@ -32,9 +32,9 @@ from airflow_provider_vapi.models import (
     CallOutcome,
     CreateCallRequest,
 )
+from airflow_provider_vapi.rendering import RenderingGate
 from airflow_provider_vapi.results import XComDetail, check_xcom_detail
 from airflow_provider_vapi.secrets import REDACTED, find_secret_values, mask, redact_secrets
-from airflow_provider_vapi.templating import VapiTemplating
 from airflow_provider_vapi.waiting import (
     DEFAULT_ANALYSIS_GRACE_PERIOD,
     DEFAULT_FAILURE_OUTCOMES,
@@ -45,7 +45,6 @@ from airflow_provider_vapi.waiting import (
 )
 
 if TYPE_CHECKING:
-    import jinja2
     from airflow.providers.common.compat.sdk import Context
 
 #: Other constructor parameters that are stored as they are given.
@@ -74,7 +73,7 @@ def _refused_for_xcom(errors: list[CallBatchError], secrets: list[str]) -> list[
     return refused
 
 
-class PlaceCallOperator(LinkUrlsMixin, VapiTemplating, CallWaitMixin, BaseOperator):
+class PlaceCallOperator(LinkUrlsMixin, RenderingGate, CallWaitMixin, BaseOperator):
     """Place an outbound Vapi phone call (or a batch) and hand the call id downstream.
 
     Every parameter below is templated. Airflow expressions (``{{ ds }}``, ``{{ params.x }}``,
@@ -143,6 +142,7 @@ class PlaceCallOperator(LinkUrlsMixin, VapiTemplating, CallWaitMixin, BaseOperat
     template_fields_renderers = {name: shown for name, _, shown in REQUEST_FIELDS if shown}
     operator_extra_links = (VapiCallLink(),)
     ui_color = "#c8f7c5"
+    keeps_vapi_placeholders = True
 
     # Set from the constructor's arguments by name (see REQUEST_FIELDS and _PLAIN_PARAMS).
     strict_legacy: bool
@@ -209,32 +209,18 @@ class PlaceCallOperator(LinkUrlsMixin, VapiTemplating, CallWaitMixin, BaseOperat
         self.end_call_on_kill = True
         self._waiting_on: list[str] = []
 
-    # -- templating -----------------------------------------------------------------------------
+    # -- templating (the rendering gate's hook) ------------------------------------------------
 
-    def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
-        """A template that cannot render is bad input: fail at once instead of retrying it."""
-        import jinja2
-
-        try:
-            super().render_template_fields(context, jinja_env)
-        except jinja2.TemplateError as exc:
-            raise AirflowFailException(
-                f"Task {self.task_id}: a templated parameter does not render ({type(exc).__name__}: {exc}); "
-                "nothing was sent to Vapi. Vapi placeholders such as {{name}} pass through on their own; "
-                "check the Airflow expressions."
-            ) from exc
-        self._mask_rendered_secrets()
-
-    def _mask_rendered_secrets(self) -> None:
-        """Tell the masker every secret of the rendered parameters now: Airflow stores the Rendered
-        tab right after rendering, before ``execute`` runs, and its key-name rules miss many of
+    def rendered_secrets(self) -> list[str]:
+        """Every secret of the rendered parameters, for the masker: Airflow stores the Rendered tab
+        right after rendering, before ``execute`` runs, and its key-name rules miss many of
         Vapi's (``gcpKey``, a ``twilioAuthToken`` inside a JSON-text ``payload`` ...)."""
         values = {name: getattr(self, name) for name, _, _ in REQUEST_FIELDS}
         try:
             found = find_secret_values(build_call_body(values))
         except VapiInvalidRequestError:  # refused again, with this message, by execute()
             found = []
-        mask([*found, *find_secret_values(values)])
+        return [*found, *find_secret_values(values)]
 
     # -- building the request -------------------------------------------------------------------
 

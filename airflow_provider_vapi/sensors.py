@@ -22,8 +22,8 @@ from airflow.providers.common.compat.sdk import (
 from airflow_provider_vapi.hooks import VapiHook
 from airflow_provider_vapi.links import XCOM_CALL_URL, LinkUrlsMixin, VapiCallLink, dashboard_url
 from airflow_provider_vapi.models import CallOutcome
+from airflow_provider_vapi.rendering import RenderingGate
 from airflow_provider_vapi.results import XComDetail, check_xcom_detail
-from airflow_provider_vapi.templating import render_native
 from airflow_provider_vapi.waiting import (
     DEFAULT_ANALYSIS_GRACE_PERIOD,
     DEFAULT_FAILURE_OUTCOMES,
@@ -35,11 +35,10 @@ from airflow_provider_vapi.waiting import (
 )
 
 if TYPE_CHECKING:
-    import jinja2
     from airflow.providers.common.compat.sdk import Context
 
 
-class CallStatusSensor(LinkUrlsMixin, CallWaitMixin, BaseSensorOperator):
+class CallStatusSensor(LinkUrlsMixin, RenderingGate, CallWaitMixin, BaseSensorOperator):
     """Wait until a Vapi call has ended (and its results arrived), then return what it learned.
 
     The XCom (and return value) is the call's result, camelCase (:func:`~airflow_provider_vapi.
@@ -90,6 +89,7 @@ class CallStatusSensor(LinkUrlsMixin, CallWaitMixin, BaseSensorOperator):
     """
 
     template_fields: Sequence[str] = ("call_id", "vapi_conn_id")
+    native_fields = frozenset({"call_id"})
     timeout_error = AirflowSensorTimeout
     operator_extra_links = (VapiCallLink(),)
     ui_color = "#d9f0ff"
@@ -119,16 +119,14 @@ class CallStatusSensor(LinkUrlsMixin, CallWaitMixin, BaseSensorOperator):
         self.end_call_on_kill = end_call_on_kill
         self._waiting_on: list[str] = []
 
-    def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
-        """Render ``call_id`` as a native value, so the ids of a mapped upstream stay a list.
+    def after_render(self) -> None:
+        """``call_id`` as one id or a list of ids, whatever it resolved to.
 
+        Written as one ``{{ ... }}`` expression it renders natively (``native_fields``):
         ``{{ ti.xcom_pull(task_ids='place_call') }}`` over a mapped task yields a lazy sequence
         whose text form differs across Airflow versions (2.11 prints ``LazySelectSequence([2
         items])``); rendered natively it is the list of ids on every version.
         """
-        if isinstance(self.call_id, str) and "{{" in self.call_id:
-            self.call_id = render_native(self.call_id, context, jinja_env or self.get_template_env())
-        super().render_template_fields(context, jinja_env)
         self.call_id = normalize_call_ids(self.call_id)
 
     def _ids(self) -> list[str]:

@@ -21,17 +21,16 @@ from airflow_provider_vapi.extraction import OutputRef
 from airflow_provider_vapi.hooks import VapiHook
 from airflow_provider_vapi.models import Call
 from airflow_provider_vapi.paging import parse_param_ts
-from airflow_provider_vapi.templating import VapiTemplating, render_native
+from airflow_provider_vapi.rendering import RenderingGate
 from airflow_provider_vapi.waiting import CallWaitMixin, WaitEvent, default_deferrable, normalize_call_ids
 
 if TYPE_CHECKING:
-    import jinja2
     from airflow.providers.common.compat.sdk import Context
 
 DEFAULT_RESULTS_TIMEOUT = 300.0
 
 
-class RunStructuredOutputOperator(VapiTemplating, CallWaitMixin, BaseOperator):
+class RunStructuredOutputOperator(RenderingGate, CallWaitMixin, BaseOperator):
     """Run a structured output over past calls (``POST /structured-output/run``) and return the results.
 
     Give the output as ``structured_output_id`` (a saved one) or ``structured_output`` (an inline
@@ -75,6 +74,9 @@ class RunStructuredOutputOperator(VapiTemplating, CallWaitMixin, BaseOperator):
         "assistant_id", "vapi_conn_id",
     )  # fmt: skip
     template_fields_renderers = {"structured_output": "json"}
+    #: ``call_ids`` written as one ``{{ ... }}`` renders natively: a mapped upstream's ids stay a list.
+    native_fields = frozenset({"call_ids"})
+    keeps_vapi_placeholders = True
     ui_color = "#f5e6ff"
 
     def __init__(
@@ -125,12 +127,6 @@ class RunStructuredOutputOperator(VapiTemplating, CallWaitMixin, BaseOperator):
         self.xcom_detail = "compact"
         self._ref: OutputRef | None = None
         self._since: datetime | None = None
-
-    def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
-        """``call_ids`` renders natively: the XCom of a mapped upstream stays a list."""
-        if isinstance(self.call_ids, str) and "{{" in self.call_ids:
-            self.call_ids = render_native(self.call_ids, context, jinja_env or self.get_template_env())
-        super().render_template_fields(context, jinja_env)
 
     # -- execution ------------------------------------------------------------------------------
 

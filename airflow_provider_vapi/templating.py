@@ -1,28 +1,25 @@
-"""Which ``{{ }}`` is Airflow's, which is Vapi's, and what is never rendered at all.
+"""Which ``{{ }}`` in what the DAG author wrote is Airflow's, and which is Vapi's.
 
 Vapi fills ``{{name}}``-style placeholders (LiquidJS) in prompts and first messages from
 ``variableValues`` at call time; Airflow renders templated fields with Jinja before the task runs,
-with ``StrictUndefined``, so ``{{name}}`` would fail the task. Two rules decide:
-
-1. **Only what the DAG author wrote is a template.** A value that arrives resolved (an ``XComArg``,
-   a mapped ``expand`` value, a ``ti.xcom_pull`` or ``dag_run.conf`` result) is data: it is never
-   rendered, so ``{{ conn.vapi_default.password }}`` typed into a CRM field reaches Vapi as that
-   text and never as the password. Airflow marks resolved values with ``seen_oids``; the operator
-   honours it before anything else (:func:`is_data`).
-2. **An expression is Airflow's when it parses as Jinja and references a name Airflow provides**
-   (a key of the task's context such as ``ds``, ``params``, ``ti``, ``var``, ``conn``, ``macros``,
-   or a ``user_defined_macros`` global), anywhere in the expression: ``{{ (ds) }}``,
-   ``{{- ds -}}``, ``{{ 'x' ~ ds }}``, ``{{ 'yes' if params.n > 1 else 'no' }}`` are all Airflow's.
-   Anything else (``{{name}}``, ``{{customer.number}}``, ``{{"now" | date: "%H:%M"}}``, which is
-   not even Jinja) is Vapi's and is wrapped in ``{% raw %}`` so it reaches Vapi untouched.
+with ``StrictUndefined``, so ``{{name}}`` would fail the task. The rule: **an expression is
+Airflow's when it parses as Jinja and references a name Airflow provides** (a key of the task's
+context such as ``ds``, ``params``, ``ti``, ``var``, ``conn``, ``macros``, or a
+``user_defined_macros`` global), anywhere in the expression: ``{{ (ds) }}``, ``{{- ds -}}``,
+``{{ 'x' ~ ds }}``, ``{{ 'yes' if params.n > 1 else 'no' }}`` are all Airflow's. Anything else
+(``{{name}}``, ``{{customer.number}}``, ``{{"now" | date: "%H:%M"}}``, which is not even Jinja) is
+Vapi's and is wrapped in ``{% raw %}`` so it reaches Vapi untouched.
 
 ``{% ... %}`` tags are left to Jinja (they are Airflow's). A text that already holds ``{% raw %}``
 is taken as the author's own choice and left alone.
+
+Which values are rendered at all (only what the author wrote; data never) is the rendering gate's
+rule, in :mod:`airflow_provider_vapi.rendering`, which uses this module.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Container, Iterator, Sequence
+from collections.abc import Collection, Container, Iterator
 from functools import cache
 from typing import TYPE_CHECKING, Any, Final
 
@@ -110,39 +107,21 @@ def airflow_names(context: Context, env: jinja2.Environment | None) -> Collectio
     return names
 
 
-def is_data(content: object, seen_oids: set[int] | None) -> bool:
-    """Whether Airflow already resolved ``content`` (XCom, ``expand``): data, never rendered."""
-    return seen_oids is not None and id(content) in seen_oids
-
-
-class VapiTemplating:
-    """Operator mixin (put it before ``BaseOperator``): ``render_template`` renders the DAG
-    author's Airflow expressions and keeps Vapi's ``{{placeholders}}`` and every resolved value
-    (XCom, ``expand``) as they are, by the two rules above. Used by every operator whose templated
-    fields reach Vapi: a call's prompts, a structured output's prompts."""
-
-    template_ext: Sequence[str]
-
-    def render_template(
-        self,
-        content: Any,
-        context: Context,
-        jinja_env: jinja2.Environment | None = None,
-        seen_oids: set[int] | None = None,
-    ) -> Any:
-        if is_data(content, seen_oids):
-            return content
-        if isinstance(content, str) and not content.endswith(tuple(self.template_ext)):
-            env = jinja_env or self.get_template_env()  # type: ignore[attr-defined]
-            content = protect_vapi_placeholders(content, airflow_names(context, env))
-        return super().render_template(content, context, jinja_env, seen_oids)  # type: ignore[misc]
+def is_one_expression(text: str) -> bool:
+    """Whether ``text`` (spaces around aside) is exactly one ``{{ ... }}`` Jinja expression."""
+    stripped = text.strip()
+    if not stripped.startswith("{{"):
+        return False
+    first = next(_blocks(stripped), None)
+    return first is not None and first[1] == len(stripped) and first[2] is not None
 
 
 def render_native(template: str, context: Context, env: jinja2.Environment) -> Any:
     """Render with the task's filters and globals, keeping the result's Python type.
 
-    ``CallStatusSensor`` renders ``call_id`` this way, so the ids of a mapped upstream stay a list
-    on every Airflow version instead of becoming their text form.
+    The rendering gate (:mod:`airflow_provider_vapi.rendering`) renders its ``native_fields`` this
+    way (``CallStatusSensor.call_id`` ...), so the ids of a mapped upstream stay a list on every
+    Airflow version instead of becoming their text form. Jinja never renders the result again.
     """
     from jinja2.nativetypes import NativeEnvironment
 

@@ -10,6 +10,7 @@ from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnVa
 from airflow_provider_vapi.campaigns.waiting import CampaignWaitMixin
 from airflow_provider_vapi.hooks import VapiHook
 from airflow_provider_vapi.links import XCOM_CAMPAIGN_URL, LinkUrlsMixin, VapiCampaignLink, campaign_url
+from airflow_provider_vapi.rendering import RenderingGate
 from airflow_provider_vapi.sensors import _is_timeout
 from airflow_provider_vapi.waiting import default_deferrable, wait_deadline
 
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
 
-class CampaignStatusSensor(LinkUrlsMixin, CampaignWaitMixin, BaseSensorOperator):
+class CampaignStatusSensor(LinkUrlsMixin, RenderingGate, CampaignWaitMixin, BaseSensorOperator):
     """Wait until a Vapi campaign is over (ended, cancelled or archived); return its summary.
 
     :param campaign_id: templated; the campaign (e.g. ``"{{ ti.xcom_pull(task_ids='run',
