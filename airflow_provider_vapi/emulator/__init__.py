@@ -1,7 +1,9 @@
 """A local emulator of Vapi's call API, bundled for tests and demos (the role stripe-mock plays).
 
 It is independent of the rest of ``airflow_provider_vapi`` (and the product never imports it) so
-that it can catch the product's mistakes. Start it with ``vapi-emulator`` or
+that it can catch the product's mistakes, with one exception: its request log hides secrets by the
+product's own rule (:mod:`airflow_provider_vapi.secrets`, import-light), so that there is one list
+of what is secret. Start it with ``vapi-emulator`` or
 ``python -m airflow_provider_vapi.emulator``; in tests use the pytest fixtures
 (:mod:`.pytest_plugin`) or :class:`~.server.EmulatorServer` / :class:`~.server.EmulatorProcess`.
 
@@ -16,6 +18,7 @@ from .constants import (
     CUSTOMER_NUMBER,
     DEFAULT_API_KEY,
     DEFAULT_PORT,
+    DEFAULT_PUBLIC_KEY,
     ORG_ID,
     PHONE_NUMBER,
     PHONE_NUMBER_ID,
@@ -28,6 +31,7 @@ __all__ = [
     "CUSTOMER_NUMBER",
     "DEFAULT_API_KEY",
     "DEFAULT_PORT",
+    "DEFAULT_PUBLIC_KEY",
     "ORG_ID",
     "OUTCOMES",
     "PHONE_NUMBER",

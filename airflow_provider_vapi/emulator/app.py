@@ -1,6 +1,6 @@
-"""The HTTP face of the emulator: Vapi's routes, the control URL and the ``/_emulator`` admin API
-(the campaign routes are in :mod:`.campaign_routes`, the recording and archive ones in
-:mod:`.archive_routes`).
+"""The HTTP face of the emulator: Vapi's routes, a call's monitor URLs (control and listen) and the
+``/_emulator`` admin API (the campaign routes are in :mod:`.campaign_routes`, the recording and
+archive ones in :mod:`.archive_routes`).
 
 Auth, fault injection and the request log live in one pure-ASGI middleware (:mod:`.middleware`);
 the routes return pre-serialized JSON from the engine.
@@ -11,17 +11,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .archive_routes import add_archive_admin_routes, add_recording_routes, add_storage_routes
-from .asgi import JSON_MEDIA, ASGIApp, json_response
+from .asgi import JSON_MEDIA, ASGIApp, error_response, json_response
 from .campaign_routes import add_campaign_admin_routes, add_campaign_routes
 from .constants import ADMIN_PREFIX, ASSISTANT_ID, CUSTOMER_ID, PHONE_NUMBER_ID
 from .engine import Engine
-from .errors import ApiError, bad_request
+from .errors import DUPLICATE_AUTHORIZATION_MESSAGE, INVALID_KEY_MESSAGE, ApiError, bad_request
 from .middleware import EmulatorMiddleware
+from .monitor import LISTEN_PREFIX, bearer_matches
 from .route_helpers import base_url, check_uuid, json_body, list_query, object_body
 from .runtime import Runtime
 from .validation import delete_call_errors
@@ -44,6 +45,7 @@ def create_app(runtime: Runtime) -> ASGIApp:
         return json_response(ApiError(status, str(message)).body(), status)
 
     _add_call_routes(app, runtime.engine)
+    _add_listen_route(app, runtime.engine)
     _add_assistant_routes(app, runtime.engine)
     _add_structured_output_routes(app, runtime.engine)
     add_campaign_routes(app, runtime.engine)
@@ -96,6 +98,38 @@ def _add_call_routes(app: FastAPI, engine: Engine) -> None:
             raise bad_request(f"Unsupported control message type {kind!r} (the emulator knows end-call).")
         engine.end_call(call_id)
         return Response(status_code=200)
+
+
+def _add_listen_route(app: FastAPI, engine: Engine) -> None:
+    """A call's ``monitor.listenUrl``: a WebSocket that, once its key is checked, is accepted and
+    closed at once (``1000``: the emulator has no audio to stream). Locked by the assistant's
+    ``monitorPlan.listenAuthenticationEnabled``, it wants ``Authorization: Bearer <public key>``:
+    the handshake is otherwise refused (401 in Vapi's shape where the server can answer a refused
+    handshake with a body; else a plain 403). Never recorded in the request log."""
+
+    @app.websocket(LISTEN_PREFIX + "{call_id}")
+    async def listen(websocket: WebSocket, call_id: str) -> None:
+        given = [value.encode("latin-1") for value in websocket.headers.getlist("authorization")]
+        if len(given) > 1:
+            await _refuse_handshake(websocket, 400, DUPLICATE_AUTHORIZATION_MESSAGE)
+        elif call_id not in engine.calls:
+            await _refuse_handshake(websocket, 404, "Call not found")
+        elif engine.monitor_locked(call_id, "listen") and not bearer_matches(given, engine.config.public_key):
+            await _refuse_handshake(websocket, 401, INVALID_KEY_MESSAGE)
+        else:
+            await websocket.accept()
+            await websocket.close(code=1000, reason="The Vapi emulator streams no audio.")
+
+
+async def _refuse_handshake(websocket: WebSocket, status: int, message: str) -> None:
+    """Refuse a WebSocket handshake with ``status`` and Vapi's error body, where the server lets
+    the app answer one (the ``websocket.http.response`` extension); else with a 403."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}) and hasattr(
+        websocket, "send_denial_response"
+    ):
+        await websocket.send_denial_response(error_response(status, message))
+    else:
+        await websocket.close(code=1008)
 
 
 def _add_assistant_routes(app: FastAPI, engine: Engine) -> None:

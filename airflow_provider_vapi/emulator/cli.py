@@ -17,6 +17,7 @@ from .constants import (
     DEFAULT_HOST,
     DEFAULT_PORT,
     DEFAULT_PRESIGNED_URL_TTL_S,
+    DEFAULT_PUBLIC_KEY,
     DEFAULT_REQUEST_LOG_BYTES,
     DEFAULT_REQUEST_LOG_SIZE,
     DEFAULT_STRUCTURED_OUTPUT_DELAY_S,
@@ -39,6 +40,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--api-key", default=DEFAULT_API_KEY, help=f"bearer key accepted (default {DEFAULT_API_KEY})"
+    )
+    p.add_argument(
+        "--public-key",
+        default=DEFAULT_PUBLIC_KEY,
+        help="the account's public key: the bearer key a call's monitor.controlUrl (listenUrl) wants when "
+        f"its assistant sets monitorPlan.controlAuthenticationEnabled (default {DEFAULT_PUBLIC_KEY})",
     )
     p.add_argument("--speed", type=float, default=1.0, help="time factor: 10 runs calls ten times faster")
     p.add_argument("--state", metavar="FILE", help="keep calls in this SQLite file (default: memory)")
@@ -64,7 +71,7 @@ def parser() -> argparse.ArgumentParser:
         "--request-log-bytes",
         type=int,
         default=DEFAULT_REQUEST_LOG_BYTES,
-        help=f"bytes of request bodies the request log keeps at most (default {DEFAULT_REQUEST_LOG_BYTES})",
+        help=f"bytes of memory the request log's entries hold at most (default {DEFAULT_REQUEST_LOG_BYTES})",
     )
     p.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
     return p
@@ -116,6 +123,7 @@ def _runtime(args: argparse.Namespace) -> Any:
     """The :class:`~.runtime.Runtime` the parsed options describe; ValueError on a bad one."""
     return build_runtime(
         api_key=args.api_key,
+        public_key=args.public_key,
         speed=args.speed,
         concurrency_limit=args.concurrency_limit,
         concurrency_mode=args.concurrency_mode,
@@ -148,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         f"{URL_LINE_PREFIX}{url}",
         f"  API key:         {args.api_key}  (Authorization: Bearer {args.api_key})",
+        f"  public key:      {args.public_key}  (locked monitor URLs: monitorPlan.*AuthenticationEnabled)",
         f"  assistant id:    {ASSISTANT_ID}",
         f"  phone number id: {PHONE_NUMBER_ID}",
         f"  customer id:     {CUSTOMER_ID}",
@@ -158,8 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         f"  recordings:      presigned URLs valid {args.presigned_url_ttl:g}s (real time)",
         f"  state:           {args.state or 'memory'}",
         f"  faults:          {args.fault_rate or 'none'}",
-        f"  request log:     last {args.request_log_size} requests, {args.request_log_bytes} bytes of "
-        "bodies, secrets redacted",
+        f"  request log:     last {args.request_log_size} requests, {args.request_log_bytes} bytes, "
+        "secrets redacted, no body kept without the key",
         f"  admin API:       {url}{ADMIN_PREFIX}/ (requests, reset, faults, config, calls, calls/inbound, "
         "calls/seed; the same bearer key, but health)",
     ]

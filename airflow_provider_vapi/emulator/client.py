@@ -13,20 +13,36 @@ from typing import Any
 
 import httpx
 
-from .constants import ADMIN_PREFIX, ASSISTANT_ID, CUSTOMER_ID, DEFAULT_API_KEY, PHONE_NUMBER_ID
+from .constants import (
+    ADMIN_PREFIX,
+    ASSISTANT_ID,
+    CUSTOMER_ID,
+    DEFAULT_API_KEY,
+    DEFAULT_PUBLIC_KEY,
+    PHONE_NUMBER_ID,
+)
 
 
 class EmulatorHandle:
     """What a test needs to talk to one emulator.
 
-    Attributes: ``url`` (base URL, no trailing slash), ``api_key``, ``assistant_id``,
-    ``phone_number_id``, ``customer_id`` and ``headers`` (the bearer header, for the Vapi routes
-    and the admin API alike: only ``/_emulator/health`` answers without it).
+    Attributes: ``url`` (base URL, no trailing slash), ``api_key``, ``public_key`` (what a call's
+    ``monitor.controlUrl`` wants when its assistant sets ``monitorPlan.controlAuthenticationEnabled``),
+    ``assistant_id``, ``phone_number_id``, ``customer_id`` and ``headers`` (the bearer header, for
+    the Vapi routes and the admin API alike: only ``/_emulator/health`` answers without it).
     """
 
-    def __init__(self, url: str, api_key: str = DEFAULT_API_KEY, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        api_key: str = DEFAULT_API_KEY,
+        timeout: float = 10.0,
+        *,
+        public_key: str = DEFAULT_PUBLIC_KEY,
+    ) -> None:
         self.url = url.rstrip("/")
         self.api_key = api_key
+        self.public_key = public_key
         self.assistant_id = ASSISTANT_ID
         self.phone_number_id = PHONE_NUMBER_ID
         self.customer_id = CUSTOMER_ID
@@ -135,9 +151,11 @@ class EmulatorHandle:
         return result
 
     def end_call(self, call_id: str) -> None:
-        """End a live call through its ``monitor.controlUrl`` (ends ``manually-canceled``)."""
+        """End a live call through its ``monitor.controlUrl`` (ends ``manually-canceled``), with the
+        public key (needed once the assistant sets ``monitorPlan.controlAuthenticationEnabled``)."""
         control_url = self.call(call_id)["monitor"]["controlUrl"]
-        httpx.post(control_url, json={"type": "end-call"}, timeout=10.0).raise_for_status()
+        auth = {"Authorization": f"Bearer {self.public_key}"}
+        httpx.post(control_url, json={"type": "end-call"}, headers=auth, timeout=10.0).raise_for_status()
 
     def backdate_call(self, call_id: str, seconds: float) -> dict[str, Any]:
         """Move the call's timestamps ``seconds`` into the past (admin API), as if placed then."""
@@ -172,8 +190,9 @@ class EmulatorHandle:
         return result
 
     def request_log(self, method: str | None = None, path: str | None = None) -> dict[str, Any]:
-        """``GET /_emulator/requests``: ``{requests: [...], dropped, limit, limitBytes}``, where
-        ``dropped`` counts the oldest entries the log's bounds have dropped since it was cleared."""
+        """``GET /_emulator/requests``: ``{requests, dropped, refused, limit, limitBytes, bytes}``:
+        since the log was cleared, the oldest entries its bounds ``dropped`` and the requests
+        ``refused`` for want of a valid key (a line each, no body); ``bytes``: the entries' memory."""
         result: dict[str, Any] = self._get("/requests", method=method, path=path)
         return result
 
@@ -300,8 +319,7 @@ class EmulatorHandle:
             page += 1
 
     def campaigns(self) -> list[dict[str, Any]]:
-        """Every campaign (``CampaignSummary`` with counters), oldest first (admin view: not
-        recorded)."""
+        """Every campaign (``CampaignSummary`` with counters), oldest first (admin, not recorded)."""
         return self._pages("/campaigns", sortOrder="ASC")
 
     def campaign(self, campaign_id: str, include_counters: bool = True) -> dict[str, Any]:

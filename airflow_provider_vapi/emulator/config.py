@@ -13,6 +13,7 @@ from .constants import (
     DEFAULT_API_KEY,
     DEFAULT_CONCURRENCY_LIMIT,
     DEFAULT_PRESIGNED_URL_TTL_S,
+    DEFAULT_PUBLIC_KEY,
     DEFAULT_REQUEST_LOG_BYTES,
     DEFAULT_REQUEST_LOG_SIZE,
     DEFAULT_STRUCTURED_OUTPUT_DELAY_S,
@@ -34,6 +35,8 @@ class EngineConfig:
     """Settings that can change at run time through the admin API."""
 
     api_key: str = DEFAULT_API_KEY
+    #: The account's public key: what a locked ``monitor.controlUrl`` / ``listenUrl`` wants.
+    public_key: str = DEFAULT_PUBLIC_KEY
     speed: float = 1.0
     concurrency_limit: int = DEFAULT_CONCURRENCY_LIMIT
     concurrency_mode: str = "queue"
@@ -46,6 +49,10 @@ class EngineConfig:
 
     def check(self) -> None:
         """Raise ValueError on a setting the engine cannot run with."""
+        if not self.api_key or not self.public_key:
+            raise ValueError("the API key and the public key must not be empty")
+        if self.public_key == self.api_key:
+            raise ValueError("the public key must differ from the API (private) key")
         if not self.speed > 0:
             raise ValueError("speed must be > 0")
         if self.concurrency_limit < 0:
@@ -60,7 +67,7 @@ class EngineConfig:
             raise ValueError("presigned URL TTL must be >= 0")
 
     def to_wire(self) -> dict[str, Any]:
-        """The admin API's view (camelCase, without the key)."""
+        """The admin API's view (camelCase, without the keys)."""
         return {
             "speed": self.speed,
             "concurrencyLimit": self.concurrency_limit,

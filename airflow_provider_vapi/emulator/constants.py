@@ -9,6 +9,10 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8787
 #: The API key the emulator accepts when started without ``--api-key``.
 DEFAULT_API_KEY = "vapi-emulator-key"
+#: The public key the emulator accepts when started without ``--public-key``: what a call's
+#: ``monitor.controlUrl`` (and ``listenUrl``) wants once its assistant sets
+#: ``monitorPlan.controlAuthenticationEnabled`` (``listenAuthenticationEnabled``). Never the API key.
+DEFAULT_PUBLIC_KEY = "vapi-emulator-public-key"
 
 #: The organisation every seeded and created object belongs to.
 ORG_ID = "0a4e1b5c-0000-4000-8000-00000000e0e0"
@@ -34,7 +38,7 @@ DEFAULT_ANALYSIS_DELAY_S = 3.0
 DEFAULT_STRUCTURED_OUTPUT_DELAY_S = DEFAULT_ANALYSIS_DELAY_S
 #: How many Vapi-API requests the admin request log keeps (oldest dropped first).
 DEFAULT_REQUEST_LOG_SIZE = 10_000
-#: About how many bytes of request bodies the request log keeps (oldest dropped first).
+#: How many bytes of memory the request log's entries hold at most (oldest dropped first).
 DEFAULT_REQUEST_LOG_BYTES = 64 * 1024 * 1024
 
 #: Real seconds (never divided by the speed) a presigned recording URL stays valid.

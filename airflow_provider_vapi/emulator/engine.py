@@ -27,6 +27,7 @@ from .directory import Directory, new_assistant
 from .errors import ApiError, bad_request, not_found
 from .lifecycle import CallBook
 from .listing import ContactQuery, ListQuery
+from .monitor import MonitorUrl, authentication_enabled
 from .outcomes import MANUALLY_CANCELED, SCHEDULED_CALL_DELETED
 from .recordings import ARTIFACT_NOT_FOUND
 from .records import CallRecord, iso
@@ -145,6 +146,13 @@ class Engine:
                 self._book.end(rec, self.now(), MANUALLY_CANCELED, None)
             self._flush()
             return rec
+
+    def monitor_locked(self, call_id: str, url: MonitorUrl) -> bool:
+        """Whether the call's ``monitor.<url>Url`` wants the public key (:mod:`.monitor`); False
+        for an unknown call (the route answers it)."""
+        with self._lock:
+            rec = self._book.calls.get(call_id)
+            return rec is not None and authentication_enabled(rec.assistant, url)
 
     def backdate_call(self, call_id: str, seconds: float) -> CallRecord:
         """Move a call's timestamps ``seconds`` into the past, as if it had been placed then

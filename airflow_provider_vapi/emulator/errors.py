@@ -7,6 +7,11 @@ from typing import Any
 INVALID_KEY_MESSAGE = (
     "Invalid Key. Hot tip, you may be using the private key instead of the public key, or vice versa."
 )
+#: A request with more than one ``Authorization`` header is refused (400) before any key is read:
+#: which of them counts would otherwise depend on the server in front.
+DUPLICATE_AUTHORIZATION_MESSAGE = (
+    "More than one Authorization header. Send exactly one: Authorization: Bearer <key>."
+)
 
 _REASONS = {
     400: "Bad Request",

@@ -1,24 +1,30 @@
 """Bearer auth, body checks, fault injection and the request log: one pure-ASGI middleware around
 the Vapi routes and the admin API (cheap on the polling hot path). The fault actions are described
-in :mod:`.faults`, the body checks in :mod:`.bodies`, the log's redaction in :mod:`.redaction`."""
+in :mod:`.faults`, the body checks in :mod:`.bodies`, the log's redaction in :mod:`.redaction`, who
+may use a call's monitor URLs in :mod:`.monitor`.
+
+The key is checked first, from the headers alone: a request refused (401, or 400 for two
+``Authorization`` headers) has its body read to the end and thrown away; the log records a short
+line of it (method, path, status: never its query or body) and counts it (``refused``). Only then
+is the body read, checked and, on the Vapi and storage routes, recorded (redacted)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import math
-import time
 from typing import Any
 from urllib.parse import parse_qsl
+
+from fastapi.responses import Response
 
 from .asgi import ASGIApp, Message, Receive, Scope, Send, breaking, error_response, recording, replaying
 from .bodies import checked_body, read_body
 from .constants import ADMIN_PREFIX, STORAGE_PREFIX
-from .engine import iso
-from .errors import INVALID_KEY_MESSAGE, ApiError, reason_phrase
+from .errors import DUPLICATE_AUTHORIZATION_MESSAGE, INVALID_KEY_MESSAGE, ApiError, reason_phrase
+from .monitor import CONTROL_PREFIX, bearer_matches
 from .recordings import storage_error
-from .redaction import redact
-from .runtime import Runtime
+from .runtime import Runtime, log_entry
 
 _DROPPED = "ASGI callable returned without completing response."
 _FAULT_MESSAGES = {
@@ -45,7 +51,7 @@ logging.getLogger("uvicorn.error").addFilter(_DroppedAnswerFilter())
 
 
 class EmulatorMiddleware:
-    """Bearer auth, body checks, fault injection and request recording around the Vapi routes;
+    """Bearer auth, then body checks, request recording and fault injection around the Vapi routes;
     bearer auth and body checks around the admin API."""
 
     def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
@@ -56,25 +62,28 @@ class EmulatorMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        has_key = any(name == b"authorization" for name, _ in scope["headers"])
+        refusal = self._refusal(scope)
+        if refusal is not None:
+            await read_body(receive, limit=0)  # read to the end, nothing of it kept
+            if not scope["path"].startswith(ADMIN_PREFIX):
+                self.runtime.log.refuse(scope["method"], scope["path"], has_key, refusal.status_code)
+            await refusal(scope, receive, send)
+            return
         raw, too_large = await read_body(receive)
         body, problem = checked_body(raw, too_large)
         if scope["path"].startswith(ADMIN_PREFIX):
             await self._admin(raw, problem, scope, receive, send)
             return
-        entry = _log_entry(scope, body)
-        self.runtime.log.add(entry, len(raw))
-        if scope["path"].startswith(_STORAGE):
-            problem = None
-        elif not scope["path"].startswith("/control/") and not self._authorized(scope):
-            entry["status"] = 401
-            await error_response(401, INVALID_KEY_MESSAGE)(scope, receive, send)
-            return
-        if problem is not None:
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
+        entry = log_entry(scope["method"], scope["path"], query, body, has_key)
+        self.runtime.log.add(entry)
+        if problem is not None and not scope["path"].startswith(_STORAGE):
             entry["status"] = problem.status
             await error_response(problem.status, problem.message)(scope, receive, send)
             return
         faults = self.runtime.faults
-        fault = faults.take(scope["method"], scope["path"], entry["query"]) if faults else None
+        fault = faults.take(scope["method"], scope["path"], query) if faults else None
         action, retry_after = fault if fault else ("ok", 0.0)
         entry["fault"] = action if fault else None
         if action.isdigit():
@@ -86,14 +95,38 @@ class EmulatorMiddleware:
                 await asyncio.sleep(float(action.split(":", 1)[1]))
             await self.app(scope, replaying(raw, receive), recording(entry, breaking(action, send)))
 
+    def _refusal(self, scope: Scope) -> Response | None:
+        """The answer to a request that may not go further (before its body is read), or None.
+
+        Two ``Authorization`` headers: 400, whatever the route. Then the key the route wants: the
+        API (private) key on Vapi's routes and the admin API; the public key on a call's
+        ``monitor.controlUrl`` when its assistant sets ``monitorPlan.controlAuthenticationEnabled``
+        (else, as on Vapi, none); none on ``/_emulator/health`` and the presigned storage routes.
+        """
+        given = [value for name, value in scope["headers"] if name == b"authorization"]
+        path: str = scope["path"]
+        if len(given) > 1:
+            if path.startswith(_STORAGE):
+                return storage_error(400, "InvalidArgument", DUPLICATE_AUTHORIZATION_MESSAGE)
+            return error_response(400, DUPLICATE_AUTHORIZATION_MESSAGE)
+        config = self.runtime.engine.config
+        if path == HEALTH_PATH or path.startswith(_STORAGE):
+            wanted = None
+        elif path.startswith(CONTROL_PREFIX):
+            locked = self.runtime.engine.monitor_locked(path[len(CONTROL_PREFIX) :], "control")
+            wanted = config.public_key if locked else None
+        else:
+            wanted = config.api_key
+        if wanted is None or bearer_matches(given, wanted):
+            return None
+        return error_response(401, INVALID_KEY_MESSAGE)
+
     async def _admin(
         self, raw: bytes, problem: ApiError | None, scope: Scope, receive: Receive, send: Send
     ) -> None:
-        """The admin API: the same key as the Vapi routes (but ``/_emulator/health``, which readiness
-        probes ask without one), the same body checks; never recorded, no faults."""
-        if scope["path"] != HEALTH_PATH and not self._authorized(scope):
-            await error_response(401, INVALID_KEY_MESSAGE)(scope, receive, send)
-        elif problem is not None:
+        """The admin API (its key already checked, but for ``/_emulator/health``, which readiness
+        probes ask without one): the same body checks; never recorded, no faults."""
+        if problem is not None:
             await error_response(problem.status, problem.message)(scope, receive, send)
         else:
             await self.app(scope, replaying(raw, receive), send)
@@ -147,30 +180,3 @@ class EmulatorMiddleware:
 
         await self.app(scope, replaying(raw, receive), recording(entry, keep))
         return messages
-
-    def _authorized(self, scope: Scope) -> bool:
-        expected = b"bearer " + self.runtime.engine.config.api_key.encode()
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                return bool(value.lower()[:7] == b"bearer " and value[7:] == expected[7:])
-        return False
-
-
-def _log_entry(scope: Scope, body: Any) -> dict[str, Any]:
-    """The request-log entry of a request, its secrets redacted (status and fault filled in later).
-
-    ``fingerprints`` maps the path of each redacted secret to :func:`.redaction.fingerprint` of it;
-    ``authorization`` says whether the request carried an ``Authorization`` header (never its value:
-    how a test proves the API key was not sent to a presigned storage URL)."""
-    redacted, fingerprints = redact(body)
-    return {
-        "authorization": any(name == b"authorization" for name, _ in scope["headers"]),
-        "method": scope["method"],
-        "path": scope["path"],
-        "query": dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)),
-        "body": redacted,
-        "fingerprints": fingerprints,
-        "status": None,
-        "timestamp": iso(time.time_ns() // 1_000_000),
-        "fault": None,
-    }

@@ -11,7 +11,9 @@ Fixtures:
 
 ``vapi_emulator`` (function)
     The session server, reset (no calls, no recorded requests, no faults, start-up config) before
-    the test. Yields the handle: ``.url``, ``.api_key``, ``.assistant_id``, ``.phone_number_id``,
+    the test. Yields the handle: ``.url``, ``.api_key``, ``.public_key`` (what a call's
+    ``monitor.controlUrl`` wants when its assistant sets ``monitorPlan.controlAuthenticationEnabled``:
+    send ``Authorization: Bearer <public_key>``), ``.assistant_id``, ``.phone_number_id``,
     ``.requests(method=None, path=None)``, ``.fault(...)``, ``.faults([...])``, ``.configure(...)``,
     ``.calls()``, ``.call(id)``, ``.wait_for(id, ...)``, ``.reset()``,
     ``.create_structured_output(name, schema)``, ``.run_structured_output(call_ids, id)``,
@@ -21,12 +23,13 @@ Fixtures:
 
 ``vapi_emulator_factory`` (function)
     ``factory(**options) -> EmulatorHandle`` starts a dedicated emulator with special start-up
-    options (``concurrency_mode="reject"``, ``api_key=...``, ``state_file=...``, ``speed=...``);
-    all are stopped after the test.
+    options (``concurrency_mode="reject"``, ``api_key=...``, ``public_key=...``, ``state_file=...``,
+    ``speed=...``); all are stopped after the test.
 
 Settings (``[tool.pytest.ini_options]`` / ``pytest.ini``) of the session server:
 ``vapi_emulator_request_log_size`` (requests its log keeps, default 10,000) and
-``vapi_emulator_request_log_bytes`` (bytes of bodies it keeps, default 64 MiB). The admin API
+``vapi_emulator_request_log_bytes`` (bytes of memory its entries hold, default 64 MiB; secrets
+redacted; a request without a valid key is a line without its query or body). The admin API
 (``/_emulator/...``) takes the handle's bearer key, as the Vapi routes do; the handle sends it.
 
 Outside fixtures: ``EmulatorServer(...)`` (thread) and ``EmulatorProcess(...)`` (subprocess) from
@@ -48,7 +51,7 @@ _LOG_SETTINGS = {
     "request_log_size": ("vapi_emulator_request_log_size", "requests the session emulator's log keeps"),
     "request_log_bytes": (
         "vapi_emulator_request_log_bytes",
-        "bytes of bodies the session emulator's log keeps",
+        "bytes of memory the session emulator's log entries hold",
     ),
 }
 

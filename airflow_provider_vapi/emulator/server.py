@@ -25,6 +25,7 @@ from .constants import (
     DEFAULT_CONCURRENCY_LIMIT,
     DEFAULT_HOST,
     DEFAULT_PRESIGNED_URL_TTL_S,
+    DEFAULT_PUBLIC_KEY,
     DEFAULT_REQUEST_LOG_BYTES,
     DEFAULT_REQUEST_LOG_SIZE,
     DEFAULT_STRUCTURED_OUTPUT_DELAY_S,
@@ -62,6 +63,7 @@ def socket_url(sock: socket.socket) -> str:
 def build_runtime(
     *,
     api_key: str = DEFAULT_API_KEY,
+    public_key: str = DEFAULT_PUBLIC_KEY,
     speed: float = 1.0,
     concurrency_limit: int = DEFAULT_CONCURRENCY_LIMIT,
     concurrency_mode: str = "queue",
@@ -82,6 +84,7 @@ def build_runtime(
 
     config = EngineConfig(
         api_key=api_key,
+        public_key=public_key,
         speed=speed,
         concurrency_limit=concurrency_limit,
         concurrency_mode=concurrency_mode,
@@ -167,7 +170,11 @@ class EmulatorServer(_Running):
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("the emulator did not start")
             time.sleep(0.01)
-        self._handle = EmulatorHandle(socket_url(sock), self.options.get("api_key", DEFAULT_API_KEY))
+        self._handle = EmulatorHandle(
+            socket_url(sock),
+            self.options.get("api_key", DEFAULT_API_KEY),
+            public_key=self.options.get("public_key", DEFAULT_PUBLIC_KEY),
+        )
         return self._handle
 
     def stop(self) -> None:
@@ -204,6 +211,7 @@ class EmulatorProcess(_Running):
         host: str = DEFAULT_HOST,
         port: int = 0,
         api_key: str = DEFAULT_API_KEY,
+        public_key: str = DEFAULT_PUBLIC_KEY,
         speed: float = TEST_SPEED,
         state_file: str | Path | None = None,
         extra_args: Iterable[str] = (),
@@ -211,13 +219,15 @@ class EmulatorProcess(_Running):
         **options: Any,
     ) -> None:
         super().__init__()
-        self.args = ["--host", host, "--port", str(port), "--api-key", api_key, "--speed", str(speed)]
+        self.args = ["--host", host, "--port", str(port), "--api-key", api_key, "--public-key", public_key]
+        self.args += ["--speed", str(speed)]
         if state_file is not None:
             self.args += ["--state", str(state_file)]
         for key, value in options.items():
             self.args += [f"--{key.replace('_', '-')}", str(value)]
         self.args += list(extra_args)
         self.api_key = api_key
+        self.public_key = public_key
         self.env = env
         self.output: list[str] = []
         self.process: subprocess.Popen[str] | None = None
@@ -249,7 +259,7 @@ class EmulatorProcess(_Running):
         if not found.wait(timeout) or not url:
             self.kill()
             raise RuntimeError("the emulator process did not start:\n" + "\n".join(self.output))
-        self._handle = EmulatorHandle(url[0], self.api_key)
+        self._handle = EmulatorHandle(url[0], self.api_key, public_key=self.public_key)
         return self._handle
 
     def _end(self, sig: int) -> None:
