@@ -21,9 +21,10 @@ import httpx
 from airflow.providers.common.compat.sdk import BaseHook
 from pydantic import ValidationError
 
-from airflow_provider_vapi import downloads, extraction, idempotency
+from airflow_provider_vapi import control, downloads, extraction, idempotency
 from airflow_provider_vapi.campaigns.api import CampaignApi
 from airflow_provider_vapi.exceptions import VapiError, VapiInvalidRequestError
+from airflow_provider_vapi.ids import path_segment
 from airflow_provider_vapi.links import dashboard_url
 from airflow_provider_vapi.models import Call, CallBatchResponse, CreateCallRequest
 from airflow_provider_vapi.paging import PAGE_MAX, Window, iso, parse_ts
@@ -48,7 +49,8 @@ class VapiHook(BaseHook):
     The connection (type ``vapi``): **password** is the Vapi private API key; **host** is the base
     URL (default ``https://api.vapi.ai``; point it at the bundled emulator for tests). Optional
     extras: ``timeout`` (seconds per request, default 30), ``max_retries`` (attempts in all, default
-    5), ``retry_max_wait`` (cap of one backoff, default 20 s), ``retry_total_seconds`` (default 120).
+    5), ``retry_max_wait`` (cap of one backoff, default 20 s), ``retry_total_seconds`` (default 120),
+    ``public_api_key`` (sent only to control URLs an assistant locks: :mod:`~.control`).
 
     Reads retry on connection errors, timeouts, 429 (honouring ``Retry-After``) and 5xx. Creating a
     call never retries blindly: every create carries an idempotency key in the call's metadata;
@@ -105,7 +107,7 @@ class VapiHook(BaseHook):
         settings = ConnectionSettings.from_connection(
             conn, self.vapi_conn_id, timeout=self._timeout_override, policy=self._policy_override
         )
-        mask([settings.api_key])
+        mask([settings.api_key, settings.public_key or ""])
         return settings
 
     @property
@@ -192,7 +194,8 @@ class VapiHook(BaseHook):
     # -- calls: read ----------------------------------------------------------------------------
 
     def _get_call_op(self, call_id: str) -> Op[Call]:
-        return (yield from self._read_op(Send("GET", f"/call/{call_id}"), Call, call_id))
+        cid = path_segment(call_id, "call_id")  # never a path or a query: ids.py
+        return (yield from self._read_op(Send("GET", f"/call/{cid}"), Call, cid))
 
     def get_call(self, call_id: str) -> Call:
         """Fetch one call."""
@@ -334,16 +337,7 @@ class VapiHook(BaseHook):
             if deleted is not None and deleted.is_ended:
                 return deleted
             return (yield from self._get_call_op(current.id))
-        control_url = current.control_url
-        if not control_url:
-            raise VapiError(
-                f"Call {current.id} is {current.status} and has no monitor.controlUrl, so it cannot "
-                "be ended from here.",
-                call_id=current.id,
-            )
-        yield from self._request_op(
-            Send("POST", control_url, json={"type": "end-call"}, authenticated=False), call_id=current.id
-        )
+        yield from control.end_live_op(current, self.settings, self._request_op)  # public key if locked
         self.log.info("Ended live Vapi call %s through its monitor.controlUrl", current.id)
         return (yield from self._get_call_op(current.id))
 
@@ -359,7 +353,10 @@ class VapiHook(BaseHook):
         The log line says which was done. The choice rests on the status just read (or on the
         ``Call`` given), so pass an id, or a fresh ``Call``.
 
-        :raises VapiError: a live call without ``monitor.controlUrl``, or Vapi refused.
+        :raises VapiError: a live call without ``monitor.controlUrl``, or Vapi refused; a locked
+            control URL (``monitorPlan.controlAuthenticationEnabled``) wants the connection's public
+            API key (:mod:`~.control`).
+        :raises VapiInvalidRequestError: ``call`` is not a call id (a UUID); nothing was sent.
         """
         return self._run(self._end_call_op(call))
 
@@ -369,7 +366,8 @@ class VapiHook(BaseHook):
 
     def _delete_call_op(self, call_id: str) -> Op[Call | None]:
         # Vapi answers the deleted Call. Not retried when unreadable: the 2xx says it was deleted.
-        return (yield from self._read_op(Send("DELETE", f"/call/{call_id}"), Call, call_id))
+        cid = path_segment(call_id, "call_id")
+        return (yield from self._read_op(Send("DELETE", f"/call/{cid}"), Call, cid))
 
     def delete_call(self, call_id: str) -> Call | None:
         """Delete a call's data; a *scheduled* call is cancelled (``scheduled-call-deleted``)."""
@@ -402,20 +400,22 @@ class VapiHook(BaseHook):
     async def alist_assistants(self, limit: int | None = None) -> list[dict[str, Any]]:
         return await self._arun(self._list_op("/assistant", limit))
 
-    def _get_op(self, path: str) -> Op[dict[str, Any]]:
-        return (yield from self._read_op(Send("GET", path), dict[str, Any]))
+    def _get_op(self, route: str, param: str, value: str) -> Op[dict[str, Any]]:
+        """``GET {route}/{value}``, ``value`` checked as a Vapi id first (:mod:`~.ids`)."""
+        step = Send("GET", f"{route}/{path_segment(value, param)}")
+        return (yield from self._read_op(step, dict[str, Any]))
 
     def get_assistant(self, assistant_id: str) -> dict[str, Any]:
         """One saved assistant (raw JSON): its ``artifactPlan`` and ``analysisPlan`` say which
         results its calls get."""
-        return self._run(self._get_op(f"/assistant/{assistant_id}"))
+        return self._run(self._get_op("/assistant", "assistant_id", assistant_id))
 
     async def aget_assistant(self, assistant_id: str) -> dict[str, Any]:
-        return await self._arun(self._get_op(f"/assistant/{assistant_id}"))
+        return await self._arun(self._get_op("/assistant", "assistant_id", assistant_id))
 
     def get_structured_output(self, structured_output_id: str) -> dict[str, Any]:
         """One saved structured output (raw JSON: ``name``, ``schema``, ``updatedAt`` ...)."""
-        return self._run(self._get_op(f"/structured-output/{structured_output_id}"))
+        return self._run(self._get_op("/structured-output", "structured_output_id", structured_output_id))
 
     def run_structured_output(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """``POST /structured-output/run``: extract an output from up to 100 ended calls. Never sent

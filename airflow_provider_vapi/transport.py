@@ -44,6 +44,7 @@ import httpx
 from airflow.providers.common.compat.sdk import redact
 from pydantic import TypeAdapter, ValidationError
 
+from airflow_provider_vapi.connection_form import PUBLIC_KEY_EXTRA
 from airflow_provider_vapi.exceptions import (
     VapiConnectionError,
     VapiError,
@@ -72,6 +73,8 @@ class Send:
     json: Any = None
     #: ``False`` for a monitor URL: it lives on another host and is a capability URL itself.
     authenticated: bool = True
+    #: Sent as ``Bearer`` instead of the API key: the public key, to a locked control URL (control.py).
+    bearer: str | None = field(default=None, repr=False)
 
     @property
     def where(self) -> str:
@@ -104,11 +107,13 @@ class ConnectionSettings:
 
     conn_id: str
     base_url: str
-    api_key: str
+    api_key: str = field(repr=False)
     timeout: float
     policy: RetryPolicy
     #: Seconds a create without a clear answer may still appear (extra ``create_settle_seconds``).
     create_settle: float = DEFAULT_CREATE_SETTLE
+    #: The *public* API key (extra ``public_api_key``), for locked control URLs only (control.py).
+    public_key: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_connection(
@@ -135,6 +140,7 @@ class ConnectionSettings:
             api_key=api_key,
             timeout=float(timeout or extra.get("timeout") or DEFAULT_TIMEOUT),
             create_settle=float(extra.get("create_settle_seconds") or DEFAULT_CREATE_SETTLE),
+            public_key=str(extra.get(PUBLIC_KEY_EXTRA) or "").strip() or None,
             policy=policy
             or RetryPolicy(
                 max_attempts=int(extra.get("max_retries", 5)),
@@ -159,6 +165,8 @@ def _build(client: httpx.Client | httpx.AsyncClient, step: Send) -> httpx.Reques
     request = client.build_request(step.method, step.url, params=step.params, json=step.json)
     if not step.authenticated:
         request.headers.pop("Authorization", None)
+    if step.bearer:
+        request.headers["Authorization"] = f"Bearer {step.bearer}"
     return request
 
 

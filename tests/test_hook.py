@@ -194,7 +194,7 @@ def test_unreachable_vapi_is_a_connection_error(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("AIRFLOW_CONN_VAPI_DEFAULT", vapi_conn_json("http://127.0.0.1:9", "k"))
     hook = VapiHook(retry_policy=RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.01))
     with pytest.raises(VapiConnectionError, match="vapi_default"):
-        hook.get_call("x")
+        hook.get_call("00000000-0000-4000-8000-000000000000")
 
 
 # -- errors -----------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Final
 from airflow_provider_vapi.campaigns.models import Campaign, CampaignContact, ContactPage
 from airflow_provider_vapi.exceptions import VapiBadRequestError
 from airflow_provider_vapi.idempotency import campaign as keyed
+from airflow_provider_vapi.ids import path_segment
 from airflow_provider_vapi.transport import Op, Send
 
 if TYPE_CHECKING:
@@ -21,6 +22,11 @@ CONTACTS_PAGE: Final = 1000
 _CANCEL: Final = {"status": "cancelled"}
 
 
+def _path(campaign_id: str) -> str:
+    """``/v2/campaign/{id}``, the id checked as a Vapi campaign id (a UUID) first."""
+    return f"/v2/campaign/{path_segment(campaign_id, 'campaign_id')}"
+
+
 class CampaignApi:
     """Create, read, cancel a campaign and page through its contacts (``VapiHook.campaigns``)."""
 
@@ -28,7 +34,8 @@ class CampaignApi:
         self.hook = hook
 
     def _get_op(self, campaign_id: str) -> Op[Campaign]:
-        step = Send("GET", f"/v2/campaign/{campaign_id}", params={"includeCounters": "true"})
+        # Checked before anything is sent: never a path, a query, or a template's "None" (ids.py).
+        step = Send("GET", _path(campaign_id), params={"includeCounters": "true"})
         return (yield from self.hook._read_op(step, Campaign))
 
     def get(self, campaign_id: str) -> Campaign:
@@ -50,10 +57,9 @@ class CampaignApi:
     def _cancel_op(self, campaign_id: str) -> Op[Campaign]:
         """``PATCH status: cancelled``: contacts not yet called are dropped, live calls finish. Safe to
         repeat; a campaign that ended meanwhile (Vapi may answer 400) is read back instead."""
+        step = Send("PATCH", _path(campaign_id), json=_CANCEL)
         try:
-            yield from self.hook._request_op(
-                Send("PATCH", f"/v2/campaign/{campaign_id}", json=_CANCEL), expect=dict
-            )
+            yield from self.hook._request_op(step, expect=dict)
         except VapiBadRequestError:
             campaign = yield from self._get_op(campaign_id)
             if not campaign.is_over:
@@ -69,11 +75,8 @@ class CampaignApi:
 
     def _contacts_op(self, campaign_id: str, page: int, size: int) -> Op[ContactPage]:
         params = {"page": page, "limit": size, "sortBy": "position"}
-        return (
-            yield from self.hook._read_op(
-                Send("GET", f"/v2/campaign/{campaign_id}/contacts", params=params), ContactPage
-            )
-        )
+        step = Send("GET", f"{_path(campaign_id)}/contacts", params=params)
+        return (yield from self.hook._read_op(step, ContactPage))
 
     def iter_contact_pages(
         self, campaign_id: str, page_size: int = CONTACTS_PAGE
