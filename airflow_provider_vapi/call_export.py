@@ -20,9 +20,11 @@ from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperat
 
 from airflow_provider_vapi.call_files import (
     FORMATS,
+    NOTHING,
     Committing,
     Format,
     check_format,
+    check_location,
     file_name,
     storage_path,
 )
@@ -31,12 +33,15 @@ from airflow_provider_vapi.exceptions import VapiError
 from airflow_provider_vapi.hooks import VapiHook
 from airflow_provider_vapi.paging import iso, parse_param_ts
 from airflow_provider_vapi.recordings import RecordingReport, copy_recordings
+from airflow_provider_vapi.rendering import RenderingGate
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
 T = TypeVar("T")
 CALL_TYPES = ("inboundPhoneCall", "outboundPhoneCall", "webCall", "vapi.websocketCall")
+PATH_FIX = "give the folder to export to: s3://bucket/vapi/calls, file:///data/vapi or /data/vapi"
+ID_FILTERS = ("assistant_id", "phone_number_id", "campaign_id")
 
 
 def read_ahead(pages: Iterator[T]) -> Iterator[T]:
@@ -49,7 +54,7 @@ def read_ahead(pages: Iterator[T]) -> Iterator[T]:
             yield page
 
 
-class ExportCallsOperator(BaseOperator):
+class ExportCallsOperator(RenderingGate, BaseOperator):
     """Export the calls Vapi changed in a window (default: the run's data interval) to storage.
 
     Writes ``<path>/calls_<after>_<before>.<format>`` through Airflow's object storage, so the same
@@ -150,6 +155,27 @@ class ExportCallsOperator(BaseOperator):
             )
         return start, end
 
+    def check_filters(self) -> None:
+        """The rendered filters, before any request: ``call_type`` one of :data:`CALL_TYPES` (or
+        empty: every type); an id filter that rendered to ``None`` is refused, not sent."""
+        call_type = self.call_type.strip() if isinstance(self.call_type, str) else self.call_type
+        if call_type not in (None, "") and call_type not in CALL_TYPES:
+            nothing = " (a template that rendered to nothing?)" if str(call_type).lower() in NOTHING else ""
+            raise AirflowFailException(
+                f"call_type={str(call_type)[:80]!r} is not one of {', '.join(CALL_TYPES)}{nothing}: give "
+                "one of them, or leave call_type out to export every type; nothing was sent to Vapi."
+            )
+        self.call_type = call_type
+        for name in ID_FILTERS:
+            value = getattr(self, name)
+            if value is not None and (
+                not isinstance(value, str) or value.strip().lower() in ("none", "null")
+            ):
+                raise AirflowFailException(
+                    f"{name}={str(value)[:80]!r} is not an id (a template that rendered to nothing?): "
+                    f"give the id, or leave {name} out to export every call; nothing was sent to Vapi."
+                )
+
     def _wanted(self, call: dict[str, Any]) -> bool:
         if self.campaign_id and call.get("campaignId") != self.campaign_id:
             return False
@@ -157,8 +183,9 @@ class ExportCallsOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         fmt: Format = check_format(self.format)
+        self.check_filters()
         start, end = self.window(context)
-        root = storage_path(self.path, self.storage_conn_id or None)
+        root = storage_path(check_location(self.path, "path", PATH_FIX), self.storage_conn_id or None)
         hook = VapiHook(self.vapi_conn_id)
         report = RecordingReport() if self.include_recordings else None
         out = Committing(root / file_name(start, end, fmt), fmt)

@@ -13,19 +13,70 @@ Both stream: memory holds one page, whatever the number of calls.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import IO, Any, Final, Literal, Protocol
 
 from airflow.providers.common.compat.sdk import AirflowFailException, ObjectStoragePath
+from pydantic import ValidationError
 
 from airflow_provider_vapi.call_rows import COLUMNS, call_row
+from airflow_provider_vapi.exceptions import _where
 from airflow_provider_vapi.secrets import stored_call
 
 Format = Literal["jsonl", "parquet"]
 FORMATS: Final[tuple[str, ...]] = ("jsonl", "parquet")
 PARQUET_HINT: Final = "format='parquet' needs pyarrow: pip install 'airflow-provider-vapi[parquet]'."
+#: What a template that found no value renders to (``{{ ti.xcom_pull(...) }}`` of nothing).
+NOTHING: Final = frozenset({"", "none", "null"})
+_USERINFO: Final = re.compile(r"(?<=//)[^/@]*@")
+EXPORT_FIX: Final = (
+    "give ExportCallsOperator's output (export.output) or the path of a file it wrote (export the "
+    "window again if this file was cut short or edited)"
+)
+
+
+class ExportFileError(AirflowFailException, ValueError):
+    """A file ``LoadCallsOperator`` cannot load: missing, a folder, or not an export. Final: the
+    same file fails the same way on every retry."""
+
+
+class ExportLineError(ExportFileError, json.JSONDecodeError):
+    """A line of a ``.jsonl`` export that is not JSON (still a ``JSONDecodeError``, as before).
+    ``lineno`` is the line in the file; the line itself is never kept (it may hold anything)."""
+
+    def __init__(self, message: str, lineno: int = 1) -> None:
+        json.JSONDecodeError.__init__(self, message, "", 0)
+        self.args = (message,)
+        self.lineno = lineno
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.args[0], self.lineno)
+
+
+def shown_path(path: Any) -> str:
+    """``path`` for a message: without any ``user:password@`` of a URL."""
+    return _USERINFO.sub("", str(path))
+
+
+def check_location(value: Any, param: str, fix: str) -> str:
+    """A templated path parameter, as rendered, trimmed (a template often ends in a newline): text
+    naming a file or folder, else a clear error (before anything is read, written or sent).
+    ``fix`` says what to give instead."""
+    text = value.strip() if isinstance(value, str) else None
+    why = ""
+    if value is None or (text is not None and text.lower() in NOTHING):
+        why = "is empty (a template or XCom that rendered to nothing?)"
+    elif text is None:
+        why = f"is a {type(value).__name__}, not a path"
+    elif text[0] in "{[(":
+        why = "is the text of a Python value (a template renders text, not the XCom itself)"
+    if why:
+        shown = repr(shown_path(value)[:80]) if isinstance(value, str) else repr(value)[:80]
+        raise AirflowFailException(f"{param}={shown} {why}: {fix}.")
+    return text  # type: ignore[return-value]
 
 
 def check_format(value: str) -> Format:
@@ -151,26 +202,99 @@ class Committing:
                 self.temporary.unlink()
 
 
-def read_calls(path: Any) -> Iterator[dict[str, Any]]:
-    """The calls of a ``.jsonl`` export file, one at a time."""
+def _call_at(raw: bytes, path: Any, number: int) -> dict[str, Any]:
+    """Line ``number`` of ``path`` as a call object; never quotes the line (it may hold anything)."""
+    try:
+        call = json.loads(raw)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        why = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
+        raise ExportLineError(
+            f"{shown_path(path)}, line {number}: not JSON ({why}): a .jsonl export holds one call "
+            f"per line; {EXPORT_FIX}.",
+            number,
+        ) from None
+    if not isinstance(call, dict):
+        raise ExportFileError(
+            f"{shown_path(path)}, line {number}: a JSON {type(call).__name__}, not a call object: "
+            f"{EXPORT_FIX}."
+        )
+    return call
+
+
+def _numbered_calls(path: Any) -> Iterator[tuple[int, dict[str, Any]]]:
     with path.open("rb") as handle:
         # readline(), not iteration: Airflow 2.11's file wrapper (lineage tracking) is not iterable.
+        number = 0
         while raw := handle.readline():
+            number += 1
             if raw.strip():
-                yield json.loads(raw)
+                yield number, _call_at(raw, path, number)
 
 
-def read_rows(path: Any) -> Iterator[dict[str, Any]]:
-    """The :mod:`~.call_rows` rows of an export file (``.jsonl`` or ``.parquet``), one at a time."""
-    if not str(path).endswith(".parquet"):
-        yield from (call_row(call) for call in read_calls(path))
-        return
+def read_calls(path: Any) -> Iterator[dict[str, Any]]:
+    """The calls of a ``.jsonl`` export file, one at a time.
+
+    :raises ExportLineError: a line is not JSON (naming the file and the line).
+    :raises ExportFileError: a line is JSON but not an object.
+    """
+    for _, call in _numbered_calls(path):
+        yield call
+
+
+def _row_at(call: dict[str, Any], path: Any, number: int) -> dict[str, Any]:
+    try:
+        return call_row(call)
+    except ValidationError as exc:
+        problems = "; ".join(f"{_where(e['loc'])}: {e['msg']}" for e in exc.errors(include_input=False))
+        raise ExportFileError(
+            f"{shown_path(path)}, line {number}: not a Vapi call ({problems}): {EXPORT_FIX}."
+        ) from None
+
+
+def _parquet_file(path: Any, handle: IO[bytes]) -> Any:
     try:
         import pyarrow.parquet as pq
     except ImportError:
-        raise ValueError(
-            f"Reading {path} needs pyarrow: pip install 'airflow-provider-vapi[parquet]'."
-        ) from None
+        raise ExportFileError(f"Reading {shown_path(path)}: {PARQUET_HINT}") from None
+    try:
+        parquet = pq.ParquetFile(handle)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise ExportFileError(f"{shown_path(path)} is not a Parquet file ({exc}): {EXPORT_FIX}.") from None
+    if "id" not in parquet.schema_arrow.names:
+        raise ExportFileError(
+            f"{shown_path(path)} is a Parquet file without the id column, not an export: {EXPORT_FIX}."
+        )
+    return parquet
+
+
+def check_export_file(path: Any) -> None:
+    """Before anything is written: ``path`` exists, is a file, and starts like an export (its
+    first call, or its Parquet schema). A bad line further on fails the load, which then rolls
+    back (the table is left as it was)."""
+    if not path.exists():
+        raise ExportFileError(f"source: {shown_path(path)} does not exist: {EXPORT_FIX}.")
+    if path.is_dir():
+        raise ExportFileError(
+            f"source: {shown_path(path)} is a folder: give the export file in it (calls_<after>_<before>"
+            ".jsonl), e.g. ExportCallsOperator's output (export.output)."
+        )
+    if str(path).endswith(".parquet"):
+        with path.open("rb") as handle:
+            _parquet_file(path, handle)
+        return
+    for number, call in _numbered_calls(path):
+        _row_at(call, path, number)
+        return
+
+
+def read_rows(path: Any) -> Iterator[dict[str, Any]]:
+    """The :mod:`~.call_rows` rows of an export file (``.jsonl`` or ``.parquet``), one at a time.
+
+    :raises ExportFileError: the file (or one of its lines, named) is not an export.
+    """
+    if not str(path).endswith(".parquet"):
+        yield from (_row_at(call, path, number) for number, call in _numbered_calls(path))
+        return
     with path.open("rb") as handle:
-        for batch in pq.ParquetFile(handle).iter_batches(batch_size=1000):
+        for batch in _parquet_file(path, handle).iter_batches(batch_size=1000):
             yield from batch.to_pylist()

@@ -5,11 +5,18 @@ redacted); Parquet files and ``LoadCallsOperator``'s table hold this flat row in
 per fact a data team filters or sums on, and the nested parts (analysis, structured outputs,
 costs, metadata) as JSON. The row is a pure function of the call, so the same call exported twice
 gives the same row, and loading it twice changes nothing.
+
+What a database stores is :func:`storable`: text with NUL characters (U+0000, which PostgreSQL
+cannot hold in ``TEXT`` or ``JSONB``) is loaded with them removed, and an unpaired surrogate (which
+no database can encode as UTF-8) becomes U+FFFD, in text columns and inside the JSON ones (keys
+too), on every database alike, so one export gives the same rows everywhere. The export files
+keep the calls as Vapi sent them.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -61,6 +68,10 @@ COLUMNS: Final[tuple[Column, ...]] = (
     Column("metadata", "json", "assistantOverrides.metadata (secrets redacted)."),
 )
 COLUMN_NAMES: Final[tuple[str, ...]] = tuple(c.name for c in COLUMNS)
+JSON_COLUMNS: Final = frozenset(c.name for c in COLUMNS if c.kind == "json")
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+#: JSON escapes a ``JSONB`` column refuses: ``\u0000`` and (possibly unpaired) surrogates.
+_BAD_ESCAPE: Final = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
 
 
 def _json(value: Any) -> str | None:
@@ -68,6 +79,37 @@ def _json(value: Any) -> str | None:
     if value is None or value == {}:
         return None
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def storable_text(text: str) -> str:
+    """``text`` without NUL characters, each unpaired surrogate replaced by U+FFFD."""
+    if text.isascii():
+        return text.replace("\x00", "")
+    return _SURROGATE.sub("\ufffd", text.replace("\x00", ""))
+
+
+def _storable_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return storable_text(value)
+    if isinstance(value, dict):
+        return {storable_text(str(k)): _storable_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable_value(v) for v in value]
+    return value
+
+
+def storable(value: Any, json_column: bool = False) -> Any:
+    """``value`` as every database can store it (see the module's docstring); JSON text is
+    rewritten (keys sorted, as :func:`call_row` writes it) only when it holds something to clean."""
+    if not isinstance(value, str):
+        return value
+    if not json_column or not (_BAD_ESCAPE.search(value) or "\x00" in value or _SURROGATE.search(value)):
+        return storable_text(value)
+    try:
+        parsed = json.loads(value, strict=False)
+    except ValueError:
+        return storable_text(value)
+    return json.dumps(_storable_value(parsed), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def _text(value: Any) -> str | None:

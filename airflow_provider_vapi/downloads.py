@@ -29,6 +29,7 @@ from typing import IO, Any, Final
 import httpx
 
 from airflow_provider_vapi.exceptions import VapiConnectionError, VapiResponseError
+from airflow_provider_vapi.ids import checked_id, path_segment
 from airflow_provider_vapi.retries import RetryPolicy, is_retryable_status
 from airflow_provider_vapi.transport import (
     Attempts,
@@ -82,6 +83,7 @@ class Recordings:
         self._lock = threading.Lock()
 
     def download(self, call_id: str, kind: str, sinks: SinkFactory) -> Downloaded | None:
+        call_id = checked_id(call_id, "call_id")  # before any client is made or request sent
         settings = self._settings()
         with self._lock:
             if self._client is None:
@@ -121,6 +123,7 @@ def check_kinds(kinds: str | Sequence[str]) -> tuple[str, ...]:
 def locate_op(call_id: str, kind: str, *, policy: RetryPolicy, conn_id: str, log: Log) -> Op[Located | None]:
     """``GET /call/{id}/<kind>-recording`` read without following it: ``None`` when the call has no
     such recording (404), else where it is. Transient failures are retried within ``policy``."""
+    call_id = path_segment(call_id, "call_id")  # never a path or a query (ids.py)
     step = Send("GET", f"/call/{call_id}/{RECORDING_ROUTES[check_kinds(kind)[0]]}")
     attempts = Attempts(policy)
     while True:
@@ -182,6 +185,8 @@ def riff_size(head: bytes) -> int | None:
 
 
 def _retryable(exc: Exception) -> bool:
+    if isinstance(exc, httpx.UnsupportedProtocol):  # file://, ftp://: no retry makes it a web link
+        return False
     if isinstance(exc, httpx.TransportError | _Expired):
         return True
     status = getattr(exc, "status_code", None)
@@ -211,6 +216,13 @@ def download(
                 return fetch(storage, located.url, sink)
         except (httpx.TransportError, _Expired, VapiResponseError) as exc:
             if not _retryable(exc):
+                if isinstance(exc, httpx.UnsupportedProtocol):  # the scheme only: a link may be presigned
+                    scheme = httpx.URL(located.url or "").scheme or "no"
+                    raise VapiResponseError(
+                        f"Vapi's link to {what} is not an http(s) link ({scheme} scheme): it was not "
+                        "fetched, and is not asked for again.",
+                        method="GET",
+                    ) from None
                 raise
             delay = attempts.next_delay(None)
             if delay is None:

@@ -5,6 +5,12 @@ in time: a row is replaced only by a version of the call at least as new (``upda
 file loaded twice changes nothing, and an old file loaded after a newer one (a late backfill)
 cannot undo it. One transaction per load: a failure halfway leaves the table as it was.
 
+Bad input fails the task before the database is reached (``AirflowFailException``, not retried):
+a table name that is not a plain name or is an SQL reserved word, a ``source`` that names no
+export (empty, ``None``, a folder, a missing file), a file that does not start like an export.
+Text is stored as :func:`.call_rows.storable` keeps it: NUL characters removed (PostgreSQL cannot
+store them), on every database alike.
+
 PostgreSQL and SQLite (``INSERT ... ON CONFLICT (id) DO UPDATE ... WHERE``) are tested; other
 databases go through the hook's own ``insert_rows(replace=True)`` (create the table yourself).
 """
@@ -18,15 +24,40 @@ from typing import TYPE_CHECKING, Any, Final
 
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseHook, BaseOperator
 
-from airflow_provider_vapi.call_files import read_rows, storage_path
-from airflow_provider_vapi.call_rows import COLUMN_NAMES, COLUMNS, Column, as_text_times
+from airflow_provider_vapi.call_files import check_export_file, check_location, read_rows, storage_path
+from airflow_provider_vapi.call_rows import (
+    COLUMN_NAMES,
+    COLUMNS,
+    JSON_COLUMNS,
+    Column,
+    as_text_times,
+    storable,
+)
+from airflow_provider_vapi.rendering import RenderingGate
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
 DEFAULT_TABLE: Final = "vapi_calls"
 BATCH_ROWS: Final = 1000
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?")
+#: Words PostgreSQL (reserved, and reserved "can be function or type") or SQLite refuse as a table
+#: name in the statements here (each tried on both). Refused rather than quoted: a quoted name must
+#: be quoted (and in PostgreSQL spelled in its exact case) in every query the team writes after,
+#: and by the other databases' ``insert_rows`` path, which does not quote it.
+_RESERVED = """
+    add all alter analyse analyze and any array as asc asymmetric authorization autoincrement
+    between binary both case cast check collate collation column commit concurrently constraint
+    create cross current_catalog current_date current_role current_schema current_time
+    current_timestamp current_user default deferrable delete desc distinct do drop else end
+    escape except exists false fetch for foreign freeze from full grant group having if ilike in
+    index initially inner insert intersect into is isnull join lateral leading left like limit
+    localtime localtimestamp natural not nothing notnull null offset on only or order outer
+    overlaps placing primary raise references returning right select session_user set similar
+    some symmetric table tablesample then to trailing transaction true union unique update user
+    using values variadic verbose when where window with
+"""
+RESERVED_WORDS: Final = frozenset(_RESERVED.split())
 #: Column types per dialect; any other database gets the portable ones (and should bring its table).
 TYPES: Final[dict[str, dict[str, str]]] = {
     "postgresql": {"text": "TEXT", "time": "TIMESTAMPTZ", "number": "DOUBLE PRECISION", "json": "JSONB"},
@@ -35,11 +66,20 @@ TYPES: Final[dict[str, dict[str, str]]] = {
 UPSERT_DIALECTS: Final = frozenset(TYPES)
 
 
-def check_table(table: str) -> str:
-    if not _IDENTIFIER.match(table):
+def check_table(table: Any) -> str:
+    """``table`` as rendered: a plain name (``schema.table`` allowed), not a reserved word; a
+    clear error before the database is reached otherwise."""
+    if not isinstance(table, str) or not _IDENTIFIER.fullmatch(table):
         raise AirflowFailException(
-            f"table={table!r} is not a plain table name: use letters, digits and _ (optionally "
-            "schema.table), e.g. 'vapi_calls' or 'analytics.vapi_calls'."
+            f"table={table[:80] if isinstance(table, str) else table!r} is not a plain table name: use letters, digits and _ "
+            "(optionally schema.table), at most 63 each, nothing around them, e.g. 'vapi_calls' "
+            "or 'analytics.vapi_calls'."
+        )
+    reserved = [part for part in table.split(".") if part.lower() in RESERVED_WORDS]
+    if reserved:
+        raise AirflowFailException(
+            f"table={table!r}: {reserved[0]!r} is an SQL reserved word, which the database refuses "
+            f"as a table name: choose another, e.g. 'vapi_{reserved[0].lower()}' or 'vapi_calls'."
         )
     return table
 
@@ -81,33 +121,40 @@ def upsert_sql(
     )
 
 
+SOURCE_FIX: Final = "give ExportCallsOperator's output (export.output) or the path of an export file"
+
+
 def source_paths(source: Any) -> list[str]:
     """Export files from what ``ExportCallsOperator`` returned (one summary, a list of them from a
-    mapped export), or paths as text."""
+    mapped export), or paths as text; at least one."""
     if isinstance(source, str | bytes) or source is None:
-        items: list[Any] = [source] if source else []
+        items: list[Any] = [source]
     elif isinstance(source, Mapping):
         items = [source]
     else:
         items = list(source)
+    if not items:
+        raise AirflowFailException(f"source={source!r} names no export file: {SOURCE_FIX}.")
     paths = []
     for item in items:
         path = item.get("path") if isinstance(item, Mapping) else item
-        if not isinstance(path, str) or not path:
-            raise AirflowFailException(
-                f"source={item!r} is not an export: give ExportCallsOperator's output (export.output) "
-                "or the path of an export file."
-            )
-        paths.append(path)
+        if isinstance(item, Mapping) and not isinstance(path, str):
+            raise AirflowFailException(f"source={str(item)[:80]!r} is not an export: {SOURCE_FIX}.")
+        paths.append(check_location(path, "source", SOURCE_FIX))
     return paths
 
 
 def batches(
     rows: Iterable[Mapping[str, Any]], size: int, names: Sequence[str] = COLUMN_NAMES
 ) -> Iterator[list[tuple[Any, ...]]]:
+    """``rows`` as tuples of ``names``, ``size`` at a time, each value :func:`.call_rows.storable`."""
     iterator = iter(rows)
+    json_at = [name in JSON_COLUMNS for name in names]
     while batch := list(islice(iterator, size)):
-        yield [tuple(row.get(name) for name in names) for row in batch]
+        yield [
+            tuple(storable(row.get(name), json) for name, json in zip(names, json_at, strict=True))
+            for row in batch
+        ]
 
 
 def upsert_rows(
@@ -154,7 +201,7 @@ def replace_rows(
     return counted
 
 
-class LoadCallsOperator(BaseOperator):
+class LoadCallsOperator(RenderingGate, BaseOperator):
     """Upsert exported calls into a SQL table (any ``common.sql`` connection), one row per call.
 
     :param source: what ``ExportCallsOperator`` returned (``export.output``; a mapped export's list
@@ -163,6 +210,9 @@ class LoadCallsOperator(BaseOperator):
     :param table: the table (templated), created if missing when ``create_table``.
     :param create_table: ``CREATE TABLE IF NOT EXISTS`` with the documented columns first.
     :param storage_conn_id: the Airflow connection for reading the files (``aws_default`` ...).
+
+    Text holding NUL characters is loaded with them removed (PostgreSQL cannot store U+0000), on
+    every database alike; see :func:`.call_rows.storable`.
     """
 
     template_fields: Sequence[str] = ("source", "conn_id", "table", "storage_conn_id")
@@ -187,18 +237,20 @@ class LoadCallsOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         table = check_table(self.table)
-        paths = source_paths(self.source)
+        files = [storage_path(path, self.storage_conn_id or None) for path in source_paths(self.source)]
+        for file in files:  # before the database is reached
+            check_export_file(file)
         hook = BaseHook.get_hook(self.conn_id)
         dialect = dialect_of(hook)
-        rows = (row for path in paths for row in read_rows(storage_path(path, self.storage_conn_id or None)))
+        rows = (row for file in files for row in read_rows(file))
         if dialect in UPSERT_DIALECTS:
             read, changed = self._upsert(hook, table, dialect, rows)
         else:
             read, changed = replace_rows(hook, table, rows, COLUMN_NAMES, ("id",)), None
         self.log.info(
-            "Loaded %d calls from %d files into %s (%s rows changed)", read, len(paths), table, changed
+            "Loaded %d calls from %d files into %s (%s rows changed)", read, len(files), table, changed
         )
-        return {"table": table, "files": len(paths), "rows": read, "changed": changed}
+        return {"table": table, "files": len(files), "rows": read, "changed": changed}
 
     def _upsert(self, hook: Any, table: str, dialect: str, rows: Iterable[dict[str, Any]]) -> tuple[int, int]:
         sql = upsert_sql(table, hook.placeholder)

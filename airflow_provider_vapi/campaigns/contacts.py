@@ -4,7 +4,9 @@ The contacts are paged from Vapi (``GET /v2/campaign/{id}/contacts``, 1,000 a re
 any ``common.sql`` database, one row per contact keyed by ``(campaign_id, contact_id)``, in one
 transaction, so 10,000 contacts never pass through XCom and a load run again (a retry, a clear)
 rewrites the same rows. Join ``call_id`` with the calls table of ``LoadCallsOperator`` for what
-each call learned (transcript, structured outputs, cost).
+each call learned (transcript, structured outputs, cost). The table name and the campaign id are
+checked before the database is reached; text is stored as :func:`.call_rows.storable` keeps it
+(NUL characters removed).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from airflow.providers.common.compat.sdk import BaseHook, BaseOperator
 from airflow_provider_vapi.call_rows import Column, as_text_times
 from airflow_provider_vapi.campaigns.models import CampaignContact
 from airflow_provider_vapi.hooks import VapiHook
+from airflow_provider_vapi.ids import checked_id
+from airflow_provider_vapi.rendering import RenderingGate
 from airflow_provider_vapi.warehouse import (
     UPSERT_DIALECTS,
     check_table,
@@ -65,7 +69,7 @@ def contact_row(campaign_id: str, position: int, contact: CampaignContact) -> di
     }
 
 
-class LoadCampaignContactsOperator(BaseOperator):
+class LoadCampaignContactsOperator(RenderingGate, BaseOperator):
     """Upsert every contact of a campaign (status, call id, ended reason, outcome class) into a SQL
     table of any ``common.sql`` connection.
 
@@ -100,7 +104,7 @@ class LoadCampaignContactsOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         table = check_table(self.table)
-        campaign_id = str(self.campaign_id).strip()
+        campaign_id = checked_id(self.campaign_id, "campaign_id")  # before the database is reached
         by_status: dict[str, int] = {}
         by_outcome: dict[str, int] = {}
 

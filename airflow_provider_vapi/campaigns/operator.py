@@ -12,7 +12,13 @@ from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSki
 from airflow_provider_vapi import idempotency
 from airflow_provider_vapi.call_files import storage_path
 from airflow_provider_vapi.campaigns.models import Campaign
-from airflow_provider_vapi.campaigns.request import build_campaign_body, check_campaign_body, read_customers
+from airflow_provider_vapi.campaigns.request import (
+    build_campaign_body,
+    check_campaign_body,
+    check_customers_path,
+    customers_text,
+    read_customers,
+)
 from airflow_provider_vapi.campaigns.waiting import CampaignWaitMixin, reach
 from airflow_provider_vapi.hooks import VapiHook
 from airflow_provider_vapi.idempotency.campaign import earlier_campaign, remember_campaign
@@ -23,12 +29,11 @@ from airflow_provider_vapi.links import (
     VapiCampaignLink,
     campaign_url,
 )
+from airflow_provider_vapi.rendering import RenderingGate
 from airflow_provider_vapi.secrets import find_secret_values, mask
-from airflow_provider_vapi.templating import VapiTemplating, render_native
 from airflow_provider_vapi.waiting import default_deferrable
 
 if TYPE_CHECKING:
-    import jinja2
     from airflow.providers.common.compat.sdk import Context
 
 #: The templated parameters that make the body, in ``build_campaign_body``'s names.
@@ -38,7 +43,7 @@ BODY_FIELDS: Final = (
 )  # fmt: skip
 
 
-class RunCampaignOperator(LinkUrlsMixin, VapiTemplating, CampaignWaitMixin, BaseOperator):
+class RunCampaignOperator(LinkUrlsMixin, RenderingGate, CampaignWaitMixin, BaseOperator):
     """Create a Vapi campaign (``POST /v2/campaign``): Vapi calls up to 10,000 people, paced under
     ``max_concurrency``, and reports each contact's result.
 
@@ -81,6 +86,9 @@ class RunCampaignOperator(LinkUrlsMixin, VapiTemplating, CampaignWaitMixin, Base
 
     template_fields: Sequence[str] = ("vapi_conn_id", *BODY_FIELDS, "customers_path", "storage_conn_id")
     template_fields_renderers = {"customers": "json", "assistant_overrides": "json", "payload": "json"}
+    #: ``customers`` written as one ``{{ ... }}`` renders to the list it names (the rows are data).
+    native_fields = frozenset({"customers"})
+    keeps_vapi_placeholders = True
     operator_extra_links = (VapiCampaignLink(),)
     ui_color = "#c5e3f7"
 
@@ -133,21 +141,6 @@ class RunCampaignOperator(LinkUrlsMixin, VapiTemplating, CampaignWaitMixin, Base
         self.cancel_on_timeout = cancel_on_timeout
         self.cancel_on_kill = cancel_on_kill
 
-    def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
-        """``customers`` written as one ``{{ ... }}`` expression renders to the list it names, after
-        the other fields and never again: the rows are data (a CRM field holding ``{{ conn... }}``
-        reaches Vapi as that text). Then every secret of the rendered parameters goes to the masker,
-        before Airflow stores the Rendered tab."""
-        customers = getattr(self, "customers", None)
-        native = isinstance(customers, str) and customers.strip().startswith("{{")
-        if native:
-            self.customers = None
-        super().render_template_fields(context, jinja_env)
-        if native:
-            self.customers = render_native(str(customers), context, jinja_env or self.get_template_env())
-        fields = {field: getattr(self, field) for field in BODY_FIELDS}
-        mask(find_secret_values(fields))
-
     # -- the request ----------------------------------------------------------------------------
 
     def build_body(self, context: Context) -> dict[str, Any]:
@@ -168,8 +161,10 @@ class RunCampaignOperator(LinkUrlsMixin, VapiTemplating, CampaignWaitMixin, Base
         return body
 
     def _read_customers_file(self) -> list[dict[str, Any]]:
-        path = storage_path(self.customers_path, self.storage_conn_id)
-        return read_customers(path.read_text(), PurePosixPath(str(self.customers_path)).suffix.lower())
+        # Every bad file is a clear, final error before anything is sent (campaigns/request.py).
+        text = check_customers_path(self.customers_path)  # before storage is touched
+        file = storage_path(text, self.storage_conn_id or None)
+        return read_customers(customers_text(file, text), PurePosixPath(text).suffix.lower(), text)
 
     def _default_name(self, context: Context) -> str:
         ti = context["ti"]

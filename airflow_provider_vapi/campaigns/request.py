@@ -17,10 +17,12 @@ import io
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
+from pathlib import PurePosixPath
 from typing import Any, Final
 
 from pydantic import ValidationError
 
+from airflow_provider_vapi.call_files import NOTHING, shown_path
 from airflow_provider_vapi.exceptions import VapiInvalidRequestError, _where
 from airflow_provider_vapi.models import Customer
 from airflow_provider_vapi.models.nested import nested_problems
@@ -38,6 +40,11 @@ CREATE_FIELDS: Final = frozenset(
 )  # fmt: skip
 _SOURCES: Final = ("assistantId", "squadId", "workflowId")
 Problem = tuple[tuple[str | int, ...], str]
+CUSTOMER_SUFFIXES: Final = (".csv", ".jsonl", ".json")
+_FILE_FIX: Final = (
+    "give a .csv file with a header row (number, name, ...), a .jsonl file or a .json array, "
+    "local or on object storage (s3://... with storage_conn_id); nothing was sent to Vapi"
+)
 
 
 def chunks(customers: Sequence[Any], size: int = MAX_CUSTOMERS) -> list[list[Any]]:
@@ -48,23 +55,79 @@ def chunks(customers: Sequence[Any], size: int = MAX_CUSTOMERS) -> list[list[Any
     return [list(customers[i : i + size]) for i in range(0, len(customers), size)]
 
 
-def read_customers(text: str, suffix: str) -> list[dict[str, Any]]:
-    """Rows of a ``.csv`` (header row; empty cells left out), ``.jsonl`` or ``.json`` (an array) file."""
+def _not_json(where: str, line: int, exc: json.JSONDecodeError) -> VapiInvalidRequestError:
+    """Never the line itself in the message: a customer row may hold a token."""
+    return VapiInvalidRequestError(
+        f"customers_path: {where}, line {line}: not JSON ({exc.msg} at column {exc.colno}): {_FILE_FIX}."
+    )
+
+
+def read_customers(text: str, suffix: str, where: str = "the file") -> list[dict[str, Any]]:
+    """Rows of a ``.csv`` (header row; empty cells left out), ``.jsonl`` or ``.json`` (an array)
+    file; ``where`` names the file in errors (which name its line, never its content)."""
     if suffix == ".csv":
-        return [
-            {k: v for k, v in row.items() if k and v not in (None, "")}
-            for row in csv.DictReader(io.StringIO(text))
-        ]
+        reader = csv.DictReader(io.StringIO(text))
+        try:
+            return [{k: v for k, v in row.items() if k and v not in (None, "")} for row in reader]
+        except csv.Error as exc:
+            raise VapiInvalidRequestError(
+                f"customers_path: {where}, line {reader.line_num}: not CSV ({exc}): {_FILE_FIX}."
+            ) from None
     if suffix == ".jsonl":
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
+        rows = []
+        for number, line in enumerate(text.splitlines(), 1):
+            try:
+                rows += [json.loads(line)] if line.strip() else []
+            except json.JSONDecodeError as exc:
+                raise _not_json(where, number, exc) from None
+        return rows
     if suffix == ".json":
-        rows = json.loads(text)
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise _not_json(where, exc.lineno, exc) from None
         if isinstance(rows, list):
             return rows
+        raise VapiInvalidRequestError(
+            f"customers_path: {where} holds a JSON {type(rows).__name__}, not an array of customers: "
+            f"{_FILE_FIX}."
+        )
     raise VapiInvalidRequestError(
         f"customers_path: a {suffix or 'suffix-less'} file cannot be read as customers; use a .csv "
         "file with a header row (number, name, ...), a .jsonl file or a .json array."
     )
+
+
+def check_customers_path(value: Any) -> str:
+    """``customers_path`` as rendered, trimmed, before storage is touched: not empty (a template
+    that rendered to nothing), of a kind :func:`read_customers` reads; a clear error otherwise."""
+    text = value.strip() if isinstance(value, str) else ""
+    if text.lower() in NOTHING:
+        raise VapiInvalidRequestError(
+            f"customers_path={value!r} is empty (a template that rendered to nothing?): {_FILE_FIX}."
+        )
+    if PurePosixPath(text).suffix.lower() not in CUSTOMER_SUFFIXES:
+        read_customers("", PurePosixPath(text).suffix.lower())  # the error naming the kinds it reads
+    return text
+
+
+def customers_text(file: Any, where: str) -> str:
+    """The text of ``file`` (an ObjectStoragePath; ``where`` names it), UTF-8 with or without the
+    BOM Excel writes; no such file, a folder or other bytes are a clear error, before anything is
+    sent."""
+    where = shown_path(where)
+    if not file.exists():
+        raise VapiInvalidRequestError(f"customers_path: {where} does not exist: {_FILE_FIX}.")
+    if file.is_dir():
+        raise VapiInvalidRequestError(f"customers_path: {where} is a folder, not a file: {_FILE_FIX}.")
+    try:
+        text: str = file.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise VapiInvalidRequestError(
+            f"customers_path: {where} is not UTF-8 text (byte {exc.start}): save it as UTF-8 (Excel: "
+            "'CSV UTF-8'); nothing was sent to Vapi."
+        ) from None
+    return text
 
 
 def _customer(item: Any, variables: Sequence[str], overrides_key: str) -> Any:
