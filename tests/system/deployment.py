@@ -14,6 +14,7 @@ that it can be killed and restarted on the same URL with the same calls.
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 import os
 import secrets
@@ -24,6 +25,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from airflow_provider_vapi.emulator.client import EmulatorHandle
@@ -37,6 +39,19 @@ VENV_BIN = Path(sys.executable).parent
 EXAMPLE_DAGS = REPO / "example_dags"
 #: Test-only DAGs (fixtures of system tests), a DAG bundle of their own beside the examples.
 SYSTEM_DAGS = Path(__file__).resolve().parent / "dags"
+
+
+def system_dag_module(file_name: str) -> ModuleType:
+    """A test-only DAG file imported as a module, for its constants (ids, Variable names, canaries)."""
+    spec = importlib.util.spec_from_file_location(
+        f"system_dag_{Path(file_name).stem}", SYSTEM_DAGS / file_name
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 ADMIN_USER = "admin"
 
 
@@ -216,7 +231,9 @@ class AirflowDeployment:
             "VAPI_EXAMPLES_POLL_INTERVAL": "0.5",
             "AIRFLOW_CONN_VAPI_DEFAULT": self._vapi_connection(),
             # The warehouse of the example DAGs (vapi_campaign_from_table, vapi_daily_export).
-            "AIRFLOW_CONN_VAPI_WAREHOUSE": json.dumps({"conn_type": "sqlite", "host": str(home / "warehouse.db")}),
+            "AIRFLOW_CONN_VAPI_WAREHOUSE": json.dumps(
+                {"conn_type": "sqlite", "host": str(home / "warehouse.db")}
+            ),
             "VAPI_EMULATOR_URL": self.emulator.url,
             "VAPI_SYSTEM_HOME": str(home),
         }

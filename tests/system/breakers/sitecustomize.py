@@ -9,6 +9,10 @@ run with ``VAPI_SYSTEM_BREAK=<name>``; never touches the product's files. Names:
   (test_campaign_survives_429_5xx_and_dropped_connections must fail: doubled calls).
 * ``no_trigger_on_kill``: the trigger's on_kill does nothing
   (test_marking_a_deferred_wait_failed_ends_the_call must fail: the call goes on).
+* ``no_secret_masking``: the provider tells Airflow's log masker nothing
+  (test_no_canary_is_stored_anywhere must fail: canaries in task logs and the Rendered tab).
+* ``no_secret_redaction``: the provider's redacted copies keep every secret
+  (test_no_canary_is_stored_anywhere must fail: canaries in XComs, export files, the warehouse).
 """
 
 from __future__ import annotations
@@ -37,5 +41,15 @@ elif _BREAK == "no_trigger_on_kill":
         return None
 
     CallStatusTrigger.on_kill = _nothing  # type: ignore[method-assign]
+elif _BREAK == "no_secret_masking":
+    from airflow_provider_vapi import secrets
+
+    secrets.mask = lambda values: None
+elif _BREAK == "no_secret_redaction":
+    import copy
+
+    from airflow_provider_vapi import secrets
+
+    secrets.redact_secrets = copy.deepcopy
 elif _BREAK:
     raise SystemExit(f"unknown VAPI_SYSTEM_BREAK={_BREAK!r}")
