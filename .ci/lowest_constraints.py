@@ -21,6 +21,13 @@ from pathlib import Path
 _BOUND = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*[^;]*?>=\s*([0-9][^,;\s]*)")
 
 
+#: Upper bounds Airflow 2.11 needs but does not declare (its own constraints files pin them; a user
+#: installs it with those). cryptography 51 made ``MultiFernet`` a Rust object that refuses the
+#: ``is_encrypted`` attribute Airflow 2.11's ``get_fernet`` sets, so every connection with a password
+#: fails to load ("Connection not found") once a Fernet key is configured.
+AIRFLOW_2_CAPS = ("cryptography<51",)
+
+
 def constraints(pyproject: Path) -> list[str]:
     deps = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
     pins = []
@@ -36,4 +43,4 @@ def constraints(pyproject: Path) -> list[str]:
 
 if __name__ == "__main__":
     root = Path(__file__).resolve().parent.parent
-    print("\n".join(constraints(root / "pyproject.toml")))
+    print("\n".join([*constraints(root / "pyproject.toml"), *AIRFLOW_2_CAPS]))

@@ -68,3 +68,34 @@ def xcom(dag_run: Any, task_id: str, key: str = "return_value", map_index: int =
         )
         row = session.scalars(query).first()
         return None if row is None else XComModel.deserialize_value(row)
+
+
+def reset_log_masker() -> None:
+    """Forget every secret registered with Airflow's log masker so far.
+
+    The masker is process-wide: a word another test registered as a secret (``{{name}}``, a default
+    connection's ``password``) would be hidden inside any later test's rendered text. Tests that
+    read the Rendered tab call this first (Airflow 3 has a masker per shared-library copy; 2.11 one
+    logging filter).
+    """
+    import importlib
+
+    for module_name in ("airflow.sdk._shared.secrets_masker", "airflow._shared.secrets_masker"):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        module._secrets_masker().reset_masker()
+    try:
+        from airflow.utils.log.secrets_masker import _secrets_masker
+    except ImportError:
+        return
+    try:
+        masker = _secrets_masker()
+    except RuntimeError:  # no logging filter installed: nothing registered
+        return
+    if hasattr(masker, "reset_masker"):
+        masker.reset_masker()
+    else:  # Airflow 2.11
+        masker.patterns = set()
+        masker.replacer = None

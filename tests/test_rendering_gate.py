@@ -12,9 +12,16 @@ from typing import Any
 
 import pytest
 
-from tests.dag_runner import run_dag, states, tries
+from tests.dag_runner import reset_log_masker, run_dag, states, tries
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "vapi_conn")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_masker() -> None:
+    """What the Rendered tab shows is judged against this test's own secrets only."""
+    reset_log_masker()
+
 
 CAMPAIGN = "        from airflow_provider_vapi.operators import RunCampaignOperator\n"
 

@@ -41,7 +41,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
-from tests.dag_runner import load_dag
+from tests.dag_runner import load_dag, reset_log_masker
 from tests.rendering_matrix import (
     AUTHOR_FORMS,
     AUTHOR_PATHS,
@@ -64,6 +64,13 @@ from tests.rendering_matrix import (
 )
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "vapi_conn")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_masker() -> None:
+    """What the Rendered tab shows is judged against this test's own secrets only."""
+    reset_log_masker()
+
 
 ONE_RUN = settings(
     max_examples=1,
