@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 from airflow_provider_vapi.exceptions import VapiInvalidRequestError
 
-__all__ = ["EXAMPLE_ID", "ID_PARAMS", "checked_id", "path_segment"]
+__all__ = ["EXAMPLE_ID", "ID_PARAMS", "checked_id", "is_vapi_id", "path_segment"]
 
 _UUID: Final = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 #: What an id looks like, for messages.
@@ -65,6 +65,12 @@ def _invalid(value: object, param: str, kind: str) -> VapiInvalidRequestError:
         f"{param}={shown(value)} is not a Vapi {kind} id{why}; nothing was sent to Vapi. A Vapi "
         f"{kind} id is a UUID such as {EXAMPLE_ID}: did you pass the XCom of the wrong task?"
     )
+
+
+def is_vapi_id(value: object) -> bool:
+    """Whether ``value`` is exactly a Vapi id as Vapi writes one (a UUID string, nothing around it):
+    for ids that arrive from Vapi and become part of a file name (recordings)."""
+    return isinstance(value, str) and _UUID.fullmatch(value) is not None
 
 
 def checked_id(value: object, param: str) -> str:

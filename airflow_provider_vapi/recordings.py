@@ -11,7 +11,6 @@ missing. The HTTP side (redirect, presigned URL without the API key, expiry) is
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -20,6 +19,7 @@ from typing import IO, TYPE_CHECKING, Any, Final, Literal
 
 from airflow_provider_vapi.call_files import temporary_for
 from airflow_provider_vapi.exceptions import VapiError
+from airflow_provider_vapi.ids import is_vapi_id
 from airflow_provider_vapi.paging import parse_ts_or_none
 
 if TYPE_CHECKING:
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 #: How many call ids of each kind of miss the report lists (the counts are always whole).
 SAMPLE: Final = 20
 DEFAULT_SUFFIX: Final = ".wav"
-_SAFE_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 
 Fate = Literal["copied", "present", "without", "pending", "failed"]
 
@@ -105,7 +104,7 @@ def copy_one(hook: VapiHook, call: Mapping[str, Any], kind: str, root: Any) -> t
     """Copy one recording of one call; its fate, the bytes written and an error (never raises for
     a Vapi or storage failure: one bad recording must not stop the others)."""
     url = stable_url(call, kind)
-    if not _SAFE_ID.fullmatch(str(call.get("id"))):  # it becomes part of a path: never "../"
+    if not is_vapi_id(call.get("id")):  # it becomes part of a path: never "../"
         return "failed", 0, f"{str(call.get('id'))[:80]!r} ({kind}): not a call id; nothing written"
     if call.get("status") != "ended":
         return "pending", 0, None

@@ -193,7 +193,7 @@ def test_a_call_id_that_is_a_path_writes_nothing(tmp_path):
     from airflow_provider_vapi.recordings import copy_one
 
     recording = {"recording": {"mono": {"combinedUrl": "https://storage.vapi.ai/x.wav"}}}
-    for bad in ("../../etc/cron.d/x", "a/b", "", "x" * 200):
+    for bad in ("../../etc/cron.d/x", "a/b", "", "x" * 200, " 3f2a9c1e-8b7d-4c2a-9f1e-2b3c4d5e6f70", None):
         call = {"id": bad, "status": "ended", "createdAt": "2026-11-20T10:00:00.000Z", "artifact": recording}
         fate, size, error = copy_one(None, call, "mono", tmp_path)  # type: ignore[arg-type]
         assert (fate, size) == ("failed", 0) and "not a call id" in str(error)
