@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from .client_faults import FaultControls
 from .constants import (
     ADMIN_PREFIX,
     ASSISTANT_ID,
@@ -23,7 +24,7 @@ from .constants import (
 )
 
 
-class EmulatorHandle:
+class EmulatorHandle(FaultControls):
     """What a test needs to talk to one emulator.
 
     Attributes: ``url`` (base URL, no trailing slash), ``api_key``, ``public_key`` (what a call's
@@ -203,67 +204,6 @@ class EmulatorHandle:
     def reset(self) -> None:
         """Back to the seeds: no calls, no recorded requests, no faults, start-up config."""
         self._send("POST", "/reset")
-
-    def fault(
-        self,
-        action: str | int,
-        *,
-        method: str = "*",
-        path: str = "*",
-        query: dict[str, str] | None = None,
-        times: int = 1,
-        rate: float | None = None,
-        retry_after: float = 1.0,
-    ) -> dict[str, Any]:
-        """Inject one fault: ``action`` is a status (``429``, ``500``...), ``"drop"`` (answer lost
-        after the request was processed), ``"delay:S"``, ``"late:S"`` (processed only after S
-        seconds, even if the client gave up), ``"stall:S"`` (processed at once, answered S seconds
-        later), ``"garbage:html"`` / ``"garbage:null"`` /
-        ``"garbage:truncated"`` (processed, answered 2xx with a broken body) or ``"ok"``. It hits the
-        next ``times`` matching requests, or each one with probability ``rate``; ``query``
-        (``{"createdAtGe": "*"}``, ``"*"``: any value) narrows the matching requests."""
-        spec = self._fault_spec(method, path, query, retry_after)
-        spec["action"] = str(action)
-        if rate is None:
-            spec["times"] = times
-        else:
-            spec["rate"] = rate
-        result: list[dict[str, Any]] = self._send("POST", "/faults", spec)
-        return result[0]
-
-    def faults(
-        self,
-        sequence: list[str | int],
-        *,
-        method: str = "*",
-        path: str = "*",
-        query: dict[str, str] | None = None,
-        retry_after: float = 1.0,
-    ) -> dict[str, Any]:
-        """Script the next matching requests: ``["429", "drop", "ok", 500]``, one action each."""
-        spec = self._fault_spec(method, path, query, retry_after)
-        spec["sequence"] = [str(a) for a in sequence]
-        result: list[dict[str, Any]] = self._send("POST", "/faults", spec)
-        return result[0]
-
-    @staticmethod
-    def _fault_spec(
-        method: str, path: str, query: dict[str, str] | None, retry_after: float
-    ) -> dict[str, Any]:
-        """What every fault rule's admin-API form has: which requests it matches, its Retry-After."""
-        spec: dict[str, Any] = {"method": method, "path": path, "retryAfter": retry_after}
-        if query is not None:
-            spec["query"] = query
-        return spec
-
-    def active_faults(self) -> list[dict[str, Any]]:
-        """The fault rules still active."""
-        result: list[dict[str, Any]] = self._get("/faults")
-        return result
-
-    def clear_faults(self) -> None:
-        """Remove every fault rule."""
-        self._send("DELETE", "/faults")
 
     def configure(
         self,

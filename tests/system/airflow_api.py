@@ -4,6 +4,7 @@ system and distributed suites use to trigger runs, clear tasks and read states, 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -77,16 +78,27 @@ class AirflowApi:
         result: dict[str, Any] = self.get(f"/dags/{dag_id}/dagRuns/{run_id}")
         return result
 
-    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 180.0) -> dict[str, Any]:
-        """Poll the run until it is finished; returns it (whatever its state)."""
+    def wait_for_run(
+        self,
+        dag_id: str,
+        run_id: str,
+        timeout: float = 180.0,
+        *,
+        interval: float = 1.0,
+        on_poll: Callable[[], object] | None = None,
+    ) -> dict[str, Any]:
+        """Poll the run until it is finished; returns it (whatever its state). ``on_poll`` runs
+        before each poll (a test sampling what the run stores while it is live)."""
         run: dict[str, Any] = {}
 
         def done() -> bool:
+            if on_poll is not None:
+                on_poll()
             run.update(self.dag_run(dag_id, run_id))
             return run["state"] in TERMINAL_RUN_STATES
 
         try:
-            wait_until(done, timeout, 1.0, f"dag run {dag_id}/{run_id} to finish")
+            wait_until(done, timeout, interval, f"dag run {dag_id}/{run_id} to finish")
         except TimeoutError as exc:
             raise TimeoutError(f"{exc}; task states: {self.states(dag_id, run_id)}") from None
         return run

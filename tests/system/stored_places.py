@@ -32,9 +32,8 @@ from typing import Any
 import sqlalchemy as sa
 from cryptography.fernet import Fernet, InvalidToken
 
-from .airflow_api import TERMINAL_RUN_STATES, AirflowApi
+from .airflow_api import AirflowApi
 from .deployment import AirflowDeployment, Emulator
-from .procs import wait_until
 
 #: ``(where, text)``: one stored thing, named so that a failure says where to look.
 Place = tuple[str, str]
@@ -233,20 +232,10 @@ class TriggerSampler:
 
     def wait_for_run(self, api: AirflowApi, dag_id: str, run_id: str, timeout: float) -> dict[str, Any]:
         """Sample until the run has finished; returns the run."""
-        run: dict[str, Any] = {}
-
-        def finished() -> bool:
-            self.sample()
-            run.update(api.dag_run(dag_id, run_id))
-            return run["state"] in TERMINAL_RUN_STATES
-
         try:
-            wait_until(finished, timeout, 0.5, f"dag run {dag_id}/{run_id} to finish")
-        except TimeoutError as exc:
-            raise TimeoutError(f"{exc}; task states: {api.states(dag_id, run_id)}") from None
+            return api.wait_for_run(dag_id, run_id, timeout, interval=0.5, on_poll=self.sample)
         finally:
             self.engine.dispose()
-        return run
 
     def places(self) -> list[Place]:
         return [
