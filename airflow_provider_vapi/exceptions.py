@@ -92,6 +92,11 @@ class VapiCreateUnresolvedError(VapiError):
     is sent again (a retry of the task looks for the call by its key first)."""
 
 
+class VapiStaleTryError(VapiError, AirflowFailException):
+    """A try of a task that Airflow has already replaced by a later try stands down before it
+    creates anything (the later try owns the call)."""
+
+
 class VapiRunUnresolvedError(VapiError):
     """``POST /structured-output/run`` got no clear answer (timeout, dropped, 502/504, 5xx): the
     extraction may be under way, so it is not sent again; the results on the calls will tell."""

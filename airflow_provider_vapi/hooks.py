@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -30,6 +30,7 @@ from airflow_provider_vapi.models import Call, CallBatchResponse, CreateCallRequ
 from airflow_provider_vapi.paging import PAGE_MAX, Window, iso, parse_ts
 from airflow_provider_vapi.retries import RetryPolicy
 from airflow_provider_vapi.secrets import find_secret_values, mask
+from airflow_provider_vapi.skew import looking_back
 from airflow_provider_vapi.transport import (
     DEFAULT_BASE_URL,
     ConnectionSettings,
@@ -283,27 +284,39 @@ class VapiHook(BaseHook):
         return model
 
     def create_call(
-        self, request: CreateCallRequest | Mapping[str, Any], *, idempotency_key: str | None = None
+        self,
+        request: CreateCallRequest | Mapping[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        person_tokens: Sequence[str] | None = None,
     ) -> Call | CallBatchResponse:
         """Place a call (``customer``) or a batch (``customers``). Never dials a person twice.
 
         :param request: a ``CreateCallRequest`` or Vapi's camelCase body (validated here, before
             anything is sent; payloads written for the older API are upgraded with a warning).
         :param idempotency_key: written into the call's metadata; give a stable one (the operator
-            derives it from dag, run, task and map index) so that a *retry of the task* finds its
-            call too. A random one is used when omitted.
+            derives it from the dag run, the task and the person called) so that a *retry of the
+            task* finds its call too. A random one is used when omitted. A batch's customers carry
+            ``<key>|<person>`` (:mod:`airflow_provider_vapi.idempotency.persons`); a batch of more
+            than 500 customers is sent in parts of at most 500 (a lost answer stays resolvable).
+        :param person_tokens: a batch's person tokens, one per customer (default: computed from the
+            customers; the operator passes them when it sends part of a list).
         :returns: the ``Call``, or a ``CallBatchResponse`` for a batch.
         :raises VapiInvalidRequestError: the request breaks a rule; nothing was sent.
         """
         key = idempotency_key or uuid.uuid4().hex
-        return self._run(idempotency.create_op(self, self._prepare(request), key))
+        return self._run(idempotency.create_op(self, self._prepare(request), key, person_tokens))
 
     async def acreate_call(
-        self, request: CreateCallRequest | Mapping[str, Any], *, idempotency_key: str | None = None
+        self,
+        request: CreateCallRequest | Mapping[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        person_tokens: Sequence[str] | None = None,
     ) -> Call | CallBatchResponse:
         """Async twin of :meth:`create_call`."""
         key = idempotency_key or uuid.uuid4().hex
-        return await self._arun(idempotency.create_op(self, self._prepare(request), key))
+        return await self._arun(idempotency.create_op(self, self._prepare(request), key, person_tokens))
 
     def find_calls(
         self,
@@ -315,13 +328,14 @@ class VapiHook(BaseHook):
     ) -> list[Call]:
         """Calls created with this idempotency key, oldest first.
 
-        A batch's calls carry ``<key>:<index>`` and redials ``<key>~<try>``; both are found.
+        A batch's calls carry ``<key>|<person>`` and redials ``<key>~<try>``; both are found.
 
-        :param created_after: where to start looking; default: the last 24 hours.
+        :param created_after: where to start looking (less :data:`~airflow_provider_vapi.skew.
+            CLOCK_SKEW`, Vapi's clock may be behind); default: the last 24 hours.
         :param request: keep only the calls that went to this request's customer(s).
         :param filters: narrow the listing (``assistantId``, ``phoneNumberId``).
         """
-        since = (created_after or datetime.now(UTC) - timedelta(days=1)) - idempotency.RECONCILE_LOOKBACK
+        since = looking_back(created_after or datetime.now(UTC) - timedelta(days=1))
         return self._run(idempotency.find_op(self, idempotency_key, since, filters, request))
 
     # -- calls: end, delete ---------------------------------------------------------------------

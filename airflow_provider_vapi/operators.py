@@ -1,9 +1,9 @@
 """``PlaceCallOperator``: build, validate and place a Vapi call from templated parameters.
 
-Retry-safe by construction: :mod:`airflow_provider_vapi.idempotency` gives the call a key derived
-from the task instance (dag, run, task, map index), so a retry of the same task instance finds the
-call its earlier try placed, whether or not that try lived long enough to save the id, instead of
-dialling again. Waiting (``wait_for_completion``) is :mod:`airflow_provider_vapi.waiting`'s.
+Retry-safe by construction: :mod:`airflow_provider_vapi.idempotency` gives each call a key derived
+from the dag run, the task and the person called (not the map index or the position in a list), so a
+retry, a clear, or a row that moved finds the call already placed for that person, whether or not
+the try that placed it lived long enough to save the id, instead of dialling again. Waiting (``wait_for_completion``) is :mod:`airflow_provider_vapi.waiting`'s.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from airflow_provider_vapi.links import (
 from airflow_provider_vapi.models import (
     Call,
     CallBatchError,
-    CallBatchResponse,
     CallOutcome,
     CreateCallRequest,
 )
@@ -58,6 +57,7 @@ _PLAIN_PARAMS: Final = (
     "analysis_grace_period",
     "fail_on_batch_errors",
     "redial_on_retry",
+    "dedupe_key",
 )
 
 
@@ -71,6 +71,15 @@ def _refused_for_xcom(errors: list[CallBatchError], secrets: list[str]) -> list[
             entry["error"] = str(entry.get("error", "")).replace(secret, REDACTED)
         refused.append(entry)
     return refused
+
+
+def _who(customer: dict[str, Any] | None) -> str:
+    """The refused customer as the user listed them: number, SIP URI, saved id, else name or row."""
+    customer = customer or {}
+    for field in ("number", "sipUri", "customerId", "name", "externalId"):
+        if customer.get(field):
+            return f"{field} {customer[field]}"
+    return f"a customer with only {sorted(customer) or 'no fields'}"
 
 
 class PlaceCallOperator(LinkUrlsMixin, RenderingGate, CallWaitMixin, BaseOperator):
@@ -130,14 +139,20 @@ class PlaceCallOperator(LinkUrlsMixin, RenderingGate, CallWaitMixin, BaseOperato
     :param redial_on_retry: on a retry of this task, place a fresh call when the earlier one
         never reached the person (busy, no answer, voicemail). Default ``False``: a retry always
         re-attaches to the call already placed and never dials again.
+    :param dedupe_key: what tells apart two rows that call the same number in one dag run (two
+        appointments: ``dedupe_key`` = the appointment id). Within one dag run and task, each
+        person (number, or ``customer_id``, plus this key) is called at most once, whatever map
+        index, batch position or try the row lands on; without it, one number is one person (a batch
+        that lists a number twice calls it twice, once per listing).
 
     XCom: ``call_id`` (the id, or the list of ids of a batch) and ``vapi_call_url`` are pushed the
-    moment the call exists. Returns the id (a batch: ``{"call_ids": [...], "errors": [...]}``), or
+    moment the call exists. Returns the id (a batch: ``{"call_ids": [...], "errors": [...], "left":
+    [...]}``, ``left`` the calls of this dag run's task whose person the list no longer has), or
     with ``wait_for_completion`` the call's result (:func:`~airflow_provider_vapi.results.
     call_result`; a list for a batch).
     """
 
-    template_fields: Sequence[str] = ("vapi_conn_id", *(name for name, _, _ in REQUEST_FIELDS))
+    template_fields: Sequence[str] = ("vapi_conn_id", *(name for name, _, _ in REQUEST_FIELDS), "dedupe_key")
     template_ext: Sequence[str] = (".json",)
     template_fields_renderers = {name: shown for name, _, shown in REQUEST_FIELDS if shown}
     operator_extra_links = (VapiCallLink(),)
@@ -152,6 +167,7 @@ class PlaceCallOperator(LinkUrlsMixin, RenderingGate, CallWaitMixin, BaseOperato
     timeout: float | None
     fail_on_batch_errors: bool
     redial_on_retry: bool
+    dedupe_key: str | None
     assistant_overrides: dict[str, Any] | None
     customer: str | dict[str, Any] | None
     customers: list[str | dict[str, Any]] | None
@@ -195,6 +211,7 @@ class PlaceCallOperator(LinkUrlsMixin, RenderingGate, CallWaitMixin, BaseOperato
         xcom_detail: XComDetail = "compact",
         fail_on_batch_errors: bool = True,
         redial_on_retry: bool = False,
+        dedupe_key: str | None = None,
         **kwargs: Any,
     ) -> None:
         given = dict(locals())
@@ -246,7 +263,7 @@ class PlaceCallOperator(LinkUrlsMixin, RenderingGate, CallWaitMixin, BaseOperato
 
     def execute(self, context: Context) -> Any:
         request = self.build_request()
-        calls, errors = self._place_once(context, request)
+        calls, errors, left = self._place_once(context, request)
         call_ids = [c.id for c in calls]
         batch = request.customers is not None
         self._remember(context, call_ids, batch)
@@ -255,7 +272,7 @@ class PlaceCallOperator(LinkUrlsMixin, RenderingGate, CallWaitMixin, BaseOperato
         if not self.wait_for_completion:
             if batch:
                 refused = _refused_for_xcom(errors, request.secret_values())
-                return {"call_ids": call_ids, "errors": refused}
+                return {"call_ids": call_ids, "errors": refused, "left": [c.id for c in left]}
             return call_ids[0]
         self._waiting_on = call_ids
         settled = self._settled_calls(call_ids)
@@ -267,24 +284,17 @@ class PlaceCallOperator(LinkUrlsMixin, RenderingGate, CallWaitMixin, BaseOperato
 
     def _place_once(
         self, context: Context, request: CreateCallRequest
-    ) -> tuple[list[Call], list[CallBatchError]]:
-        """Create the call(s), or re-attach to those an earlier try of this task instance placed."""
-        base_key = idempotency.task_key(context)
-        earlier = idempotency.earlier_calls(self.hook, context, base_key, request)
-        if not earlier and int(getattr(context["ti"], "try_number", 1) or 1) > 1:
-            earlier = idempotency.settle_earlier_creates(self.hook, context, base_key, request)
-        if self.wait_for_completion:
-            self._refuse_cancelled(earlier)
-        key = idempotency.key_for_try(
-            context, base_key, earlier, redial_on_retry=self.redial_on_retry, log=self.log
+    ) -> tuple[list[Call], list[CallBatchError], list[Call]]:
+        """Call each person of the request once in this dag run's task: re-attach to the calls an
+        earlier try, map index or position placed (:mod:`airflow_provider_vapi.idempotency.place`);
+        also returns the calls of this run whose person the list no longer has (a batch)."""
+        plan = idempotency.plan_calls(
+            self.hook, context, request, dedupe_key=self.dedupe_key, redial_on_retry=self.redial_on_retry
         )
-        if key is None:
-            return earlier, []
-        idempotency.note_sending(context)
-        result = self.hook.create_call(request, idempotency_key=key)
-        if isinstance(result, CallBatchResponse):
-            return result.results, result.errors
-        return [result], []
+        if self.wait_for_completion:
+            self._refuse_cancelled(plan.reused())
+        calls, errors = idempotency.place_planned(self.hook, context, plan)
+        return calls, errors, plan.left()
 
     @staticmethod
     def _refuse_cancelled(earlier: list[Call]) -> None:
@@ -300,7 +310,7 @@ class PlaceCallOperator(LinkUrlsMixin, RenderingGate, CallWaitMixin, BaseOperato
             )
 
     def _report_refused(self, calls: list[Call], errors: list[CallBatchError]) -> None:
-        report = "; ".join(f"{(e.customer or {}).get('number', '?')}: {e.error}" for e in errors)
+        report = "; ".join(f"{_who(e.customer)}: {e.error}" for e in errors)
         self.log.error("Vapi refused %d of %d customers: %s", len(errors), len(errors) + len(calls), report)
         if self.fail_on_batch_errors:
             raise AirflowFailException(

@@ -20,6 +20,7 @@ from airflow_provider_vapi.exceptions import (
 )
 from airflow_provider_vapi.hooks import VapiHook
 from airflow_provider_vapi.idempotency import IDEMPOTENCY_METADATA_KEY, key_of
+from airflow_provider_vapi.idempotency.persons import identity, token
 from airflow_provider_vapi.models import Call, CallBatchResponse, CreateCallRequest
 from airflow_provider_vapi.retries import RetryPolicy
 from tests.conftest import vapi_conn_json
@@ -90,7 +91,8 @@ def test_batch_create_with_a_refused_customer(hook: VapiHook, vapi_emulator: Any
     assert isinstance(result, CallBatchResponse)
     assert len(result.results) == 2
     keys = sorted(key_of(c) or "" for c in result.results)
-    assert keys == ["batch-1:0", "batch-1:1"]
+    people = [token(identity({"number": n})) for n in ("+14155550101", "+14155550102")]
+    assert keys == sorted(f"batch-1|{p}" for p in people), "each customer's key names the person"
     assert sorted(c.id for c in hook.find_calls("batch-1")) == sorted(c.id for c in result.results)
 
 

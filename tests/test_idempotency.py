@@ -20,6 +20,7 @@ from airflow_provider_vapi.idempotency import (
     redial_key,
     task_key,
 )
+from airflow_provider_vapi.idempotency.persons import identity, token
 from airflow_provider_vapi.models import Call, CreateCallRequest
 
 NUMBER = "+14155550123"
@@ -30,29 +31,28 @@ def minimal(**extra: Any) -> dict[str, Any]:
 
 
 # -- the key's forms ------------------------------------------------------------------------------
-def test_task_key_is_the_task_instance_and_the_same_for_every_try() -> None:
+def test_task_key_is_the_dag_run_and_task_the_same_for_every_try_and_map_index() -> None:
     ti = SimpleNamespace(dag_id="d", run_id="r", task_id="t", map_index=3, try_number=1)
     first = task_key({"ti": ti})  # type: ignore[typeddict-item]
-    ti.try_number = 4
-    assert task_key({"ti": ti}) == first == "d/r/t/3"  # type: ignore[typeddict-item]
-    assert task_key({"ti": SimpleNamespace(dag_id="d", run_id="r", task_id="t")}) == "d/r/t/-1"  # type: ignore[typeddict-item]
+    ti.try_number, ti.map_index = 4, 0
+    assert task_key({"ti": ti}) == first == "d/r/t"  # type: ignore[typeddict-item]
 
 
 @pytest.mark.parametrize(
     ("call_key", "matches"),
     [
-        ("d/r/t/3", True),
-        (batch_key("d/r/t/3", 0), True),
-        (redial_key("d/r/t/3", 2), True),
-        ("d/r/t/31", False),  # map index 31 is another task instance
-        ("d/r/t/3x", False),
-        ("d/r/t/", False),
+        ("d/r/t", True),
+        (batch_key("d/r/t", "0123abcd"), True),
+        (redial_key("d/r/t", 2), True),
+        ("d/r/t3", False),  # task t3 is another task
+        ("d/r/t/3", True),  # a key before the person rule (map index 3)
+        ("d/r/", False),
         (None, False),
         ("", False),
     ],
 )
 def test_carries_key_matches_the_three_forms_and_nothing_else(call_key: str | None, matches: bool) -> None:
-    assert carries_key(call_key, "d/r/t/3") is matches
+    assert carries_key(call_key, "d/r/t") is matches
 
 
 # -- writing the key into a request and reading it back ---------------------------------------
@@ -96,10 +96,11 @@ def test_batches_get_one_key_per_customer(source: str, target: str) -> None:
     customers = [{"number": NUMBER, target: {"metadata": {"row": 0}}}, {"number": "+14155550124"}]
     request = CreateCallRequest.from_payload({source: "x", "phoneNumberId": "p", "customers": customers})
     wire = keyed_body(request, "k")
+    people = [token(identity({"number": n})) for n in (NUMBER, "+14155550124")]
     assert [c[target]["metadata"] for c in wire["customers"]] == [
-        {"row": 0, IDEMPOTENCY_METADATA_KEY: "k:0"},
-        {IDEMPOTENCY_METADATA_KEY: batch_key("k", 1)},
+        {"row": 0, IDEMPOTENCY_METADATA_KEY: f"k|{people[0]}"},
+        {IDEMPOTENCY_METADATA_KEY: batch_key("k", people[1])},
     ]
     assert target not in wire
     echoed = Call.model_validate({"id": "c", "customer": wire["customers"][1]})
-    assert key_of(echoed) == "k:1"
+    assert key_of(echoed) == f"k|{people[1]}"

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_vapi.idempotency import IDEMPOTENCY_METADATA_KEY
+from airflow_provider_vapi.idempotency.persons import identity, token
 from tests.dag_runner import run_dag, states, tries, xcom
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "vapi_conn")
@@ -160,7 +161,9 @@ def test_a_retry_after_the_worker_died_finds_its_call(vapi_emulator: Any) -> Non
     for index in (0, 1):
         call_id = xcom(dag_run, "call", map_index=index)
         (call,) = [c for c in calls if c["id"] == call_id]
-        assert call["assistantOverrides"]["metadata"][IDEMPOTENCY_METADATA_KEY].endswith(f"/call/{index}")
+        key = call["assistantOverrides"]["metadata"][IDEMPOTENCY_METADATA_KEY]
+        person = token(identity({"number": call["customer"]["number"]}))
+        assert key == f"worker_dies/{dag_run.run_id}/call|{person}", "the person, not the map index"
 
 
 def test_redial_on_retry_calls_again_only_when_nobody_was_reached(vapi_emulator: Any) -> None:

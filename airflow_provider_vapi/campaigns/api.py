@@ -12,6 +12,7 @@ from airflow_provider_vapi.campaigns.models import Campaign, CampaignContact, Co
 from airflow_provider_vapi.exceptions import VapiBadRequestError
 from airflow_provider_vapi.idempotency import campaign as keyed
 from airflow_provider_vapi.ids import path_segment
+from airflow_provider_vapi.skew import looking_back
 from airflow_provider_vapi.transport import Op, Send
 
 if TYPE_CHECKING:
@@ -50,9 +51,13 @@ class CampaignApi:
         never sent twice (:func:`~airflow_provider_vapi.idempotency.campaign.create_campaign_op`)."""
         return self.hook._run(keyed.create_campaign_op(self.hook, body, key))
 
-    def find(self, key: str, since: datetime) -> list[Campaign]:
-        """The campaigns created since ``since`` whose name carries ``key``, oldest first."""
-        return self.hook._run(keyed.find_campaigns_op(self.hook, key, since))
+    def find(self, key: str, since: datetime, *, whole_task: bool = False) -> list[Campaign]:
+        """The campaigns created since ``since`` (an Airflow time: the lookup starts
+        :data:`~airflow_provider_vapi.skew.CLOCK_SKEW` earlier) whose name carries ``key`` (with
+        ``whole_task``: any map index of its dag run's task), oldest first."""
+        return self.hook._run(
+            keyed.find_campaigns_op(self.hook, key, looking_back(since), whole_task=whole_task)
+        )
 
     def _cancel_op(self, campaign_id: str) -> Op[Campaign]:
         """``PATCH status: cancelled``: contacts not yet called are dropped, live calls finish. Safe to

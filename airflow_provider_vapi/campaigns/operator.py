@@ -21,7 +21,12 @@ from airflow_provider_vapi.campaigns.request import (
 )
 from airflow_provider_vapi.campaigns.waiting import CampaignWaitMixin, reach
 from airflow_provider_vapi.hooks import VapiHook
-from airflow_provider_vapi.idempotency.campaign import earlier_campaign, remember_campaign
+from airflow_provider_vapi.idempotency.campaign import (
+    CampaignPlan,
+    campaign_key,
+    plan_campaign,
+    remember_campaign,
+)
 from airflow_provider_vapi.links import (
     XCOM_CAMPAIGN_ID,
     XCOM_CAMPAIGN_URL,
@@ -177,22 +182,42 @@ class RunCampaignOperator(LinkUrlsMixin, RenderingGate, CampaignWaitMixin, BaseO
 
     def execute(self, context: Context) -> Any:
         body = self.build_body(context)
-        key = idempotency.task_key(context)
-        campaign = earlier_campaign(self.hook, context, key)
-        if campaign is None:
+        key = campaign_key(context)
+        plan = plan_campaign(self.hook, context, key)
+        customers = body.get("customers") or []
+        fresh, taken = plan.new_customers(customers)
+        campaign = plan.own
+        if campaign is not None:
+            self._reattached(campaign, len(customers))
+        else:
+            if taken:
+                self._left_out(plan, taken, len(customers))
+                if not fresh:
+                    raise AirflowSkipException(
+                        f"Task {self.task_id}: every customer of this list is already in another campaign "
+                        f"of this dag run's task ({[c.id for c in plan.others]}); no campaign was created."
+                    )
+                body = {**body, "customers": fresh}
             idempotency.note_sending(context)
             campaign = self.hook.campaigns.create(body, key)
             self.log.info(
                 "Created Vapi campaign %s for %d customers.", campaign.id, len(body.get("customers", []))
             )
-        else:
-            self._reattached(campaign, body)
         self._publish(context, campaign)
         if not self.wait_for_completion:
             return self.hook.campaigns.get(campaign.id).summary()
         return self._wait_for(self.hook.campaigns.get(campaign.id), self.poll_interval, self.timeout)
 
-    def _reattached(self, campaign: Campaign, body: dict[str, Any]) -> None:
+    def _left_out(self, plan: CampaignPlan, taken: list[Any], total: int) -> None:
+        self.log.warning(
+            "%d of the %d customers of this list are already in another campaign of this dag run's task "
+            "(%s: their row moved to another task instance since): not calling them again.",
+            len(taken),
+            total,
+            [c.id for c in plan.others],
+        )
+
+    def _reattached(self, campaign: Campaign, wanted: int) -> None:
         """An earlier try (or run, before a clear) made the campaign: never a second one."""
         campaign = self.hook.campaigns.get(campaign.id)
         self.log.info(
@@ -200,7 +225,6 @@ class RunCampaignOperator(LinkUrlsMixin, RenderingGate, CampaignWaitMixin, BaseO
             campaign.id,
             campaign.status,
         )
-        wanted = len(body.get("customers") or [])
         if wanted and campaign.contact_counters is not None and campaign.counters.total != wanted:
             self.log.warning(
                 "This try's list has %d customers; campaign %s has %d. Not creating a second campaign "

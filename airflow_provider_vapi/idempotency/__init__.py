@@ -3,44 +3,49 @@
 Vapi has no idempotency key of its own, so the provider carries one in the call's metadata, which
 Vapi echoes back on the ``Call``. This package owns every part of that:
 
-* **the key** (:func:`task_key`): ``<dag>/<run>/<task>/<map index>``, the same for every try of one
-  task instance; a batch's customers get ``<key>:<i>`` (:func:`batch_key`) and a deliberate redial
-  ``<key>~<try>`` (:func:`redial_key`); :func:`carries_key` matches all three forms;
+* **the person, not the position, is the key** (:mod:`.persons`): within one dag run and task
+  (:func:`task_key`, ``<dag>/<run>/<task>``: every map index and try together) each person is
+  called at most once; a call carries ``<dag>/<run>/<task>|<person>`` (:func:`person_key`), a
+  deliberate redial ``...~<try>`` (:func:`redial_key`); :func:`carries_key` matches every form;
 * **writing it** into a request (:func:`keyed_body`): single, batch, squad and workflow calls;
 * **reading it** back from a ``Call`` (:func:`key_of`);
-* **whose call it is** (:func:`same_person`): a call is reused only by a request for the same
-  customer, so an upstream list that changed between tries never hands Bob Alice's call;
 * **the reconciliation after an ambiguous failure** (:func:`create_op`): a create that timed out,
   lost its connection or got a 5xx may have made the call, or may still make it; it is looked for
-  by its key until it can no longer appear (``create_settle_seconds``) before it is ever resent,
-  and a lost batch answer still accounts for every customer;
-* **a retry or clear of the task** (:func:`earlier_calls`, :func:`settle_earlier_creates`,
-  :func:`key_for_try`, :func:`remember`): the ids an earlier try saved in the task state store,
-  else the calls on Vapi's side carrying the key, over the whole dag run.
-* **campaigns** (:mod:`.campaign`): the same key as a tag in the campaign's name (a campaign has no
-  metadata), the create that is never sent twice, and what a retried or cleared task re-attaches to.
+  by its key until it can no longer appear (``create_settle_seconds``) before it is ever resent; a
+  lost batch answer still accounts for every customer, and a batch is sent in parts of at most
+  :data:`BATCH_MAX` customers so that a lost answer can always be looked up;
+* **a retry, a clear, a moved row** (:func:`plan_calls`, :func:`place_planned`): what this dag run's
+  task already placed, from the task state store, else on Vapi by the key, matched person by
+  person; only the persons without a call are called (a customer Vapi refused is asked for again,
+  so a refusal that still stands keeps failing the task and names who);
+* **campaigns** (:mod:`.campaign`): the key as a tag in the campaign's name (a campaign has no
+  metadata), the create that is never sent twice, what a retried or cleared task re-attaches to,
+  and customers already in another campaign of the task left out.
+
+Every lookup of what an earlier try made starts :data:`~airflow_provider_vapi.skew.CLOCK_SKEW`
+earlier than Airflow's clock says (:mod:`airflow_provider_vapi.skew`): Vapi's clock may be behind.
 
 The operations here follow the hook's generator protocol (:mod:`airflow_provider_vapi.transport`).
 
-Its modules: :mod:`.keys` (the key, where it travels, whose call it is), :mod:`.create` (the
-create that never sends again while an earlier attempt may still make the call), :mod:`.retry`
-(what a retried or cleared task re-attaches to), :mod:`.campaign` (all of it, for campaigns). Import
-the call names from here.
+Its modules: :mod:`.persons` (who a call is for), :mod:`.keys` (the key, where it travels),
+:mod:`.create` (the create that never sends again while an earlier attempt may still make the
+call), :mod:`.retry` (what may exist already, and where it is found), :mod:`.place` (each person of
+a task's list once), :mod:`.campaign` (all of it, for campaigns). Import the call names from here.
 """
 
 from __future__ import annotations
 
 from airflow_provider_vapi.idempotency.create import (
     ANSWERED_SETTLE,
-    RECONCILE_LOOKBACK,
+    BATCH_MAX,
     create_op,
     find_op,
 )
 from airflow_provider_vapi.idempotency.keys import (
     IDEMPOTENCY_METADATA_KEY,
     batch_key,
+    call_key,
     carries_key,
-    intended_customer,
     key_of,
     keyed_body,
     narrowing,
@@ -48,40 +53,44 @@ from airflow_provider_vapi.idempotency.keys import (
     same_person,
     task_key,
 )
+from airflow_provider_vapi.idempotency.persons import Match, person_key, tokens
+from airflow_provider_vapi.idempotency.place import CallPlan, place_planned, plan_calls
 from airflow_provider_vapi.idempotency.retry import (
     REDIALABLE,
     SENT_KEY,
     STATE_KEY,
-    earlier_calls,
-    key_for_try,
+    may_have_earlier,
     note_sending,
     remember,
     run_began,
-    settle_earlier_creates,
 )
 
 __all__ = [
     "ANSWERED_SETTLE",
+    "BATCH_MAX",
     "IDEMPOTENCY_METADATA_KEY",
-    "RECONCILE_LOOKBACK",
     "REDIALABLE",
     "SENT_KEY",
     "STATE_KEY",
+    "CallPlan",
+    "Match",
     "batch_key",
+    "call_key",
     "carries_key",
     "create_op",
-    "earlier_calls",
     "find_op",
-    "intended_customer",
-    "key_for_try",
     "key_of",
     "keyed_body",
+    "may_have_earlier",
     "narrowing",
     "note_sending",
+    "person_key",
+    "place_planned",
+    "plan_calls",
     "redial_key",
     "remember",
     "run_began",
     "same_person",
-    "settle_earlier_creates",
     "task_key",
+    "tokens",
 ]

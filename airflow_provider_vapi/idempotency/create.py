@@ -4,8 +4,8 @@ used by ``POST /call`` here and ``POST /v2/campaign`` in :mod:`.campaign`)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -18,7 +18,9 @@ from airflow_provider_vapi.models import (
     CallBatchResponse,
     CreateCallRequest,
 )
+from airflow_provider_vapi.paging import PAGE_MAX
 from airflow_provider_vapi.retries import is_retryable_status
+from airflow_provider_vapi.skew import looking_back
 from airflow_provider_vapi.transport import (
     Attempts,
     Op,
@@ -43,13 +45,16 @@ from airflow_provider_vapi.idempotency.keys import (
     person_of,
     same_person,
 )
+from airflow_provider_vapi.idempotency.persons import tokens
 
 T = TypeVar("T")
 F = TypeVar("F")
 
-#: How far before an attempt the reconciliation looks for the call it may have created: covers clock
-#: skew between this worker and Vapi. The key, not the window, decides the match.
-RECONCILE_LOOKBACK: Final = timedelta(minutes=10)
+#: The most customers one ``POST /call`` carries. A lost answer is resolved by listing, and a listing
+#: pages by ``createdAt`` (:mod:`airflow_provider_vapi.paging`): it cannot page past a full page
+#: (``PAGE_MAX``, 1,000) of calls stamped in one millisecond, as one batch's calls may be. Half a
+#: page leaves room for a second batch (another task, same assistant) stamped in the same millisecond.
+BATCH_MAX: Final = PAGE_MAX // 2
 #: After Vapi's own error answer (500, 503) its processing is over: a call it made anyway is listed
 #: at once, give or take a replica's lag.
 ANSWERED_SETTLE: Final = 1.0
@@ -67,7 +72,7 @@ def find_op(
     calls = yield from hook._list_calls_op(None, {**filters, "createdAtGe": since})
     found = [c for c in calls if carries_key(key_of(c), key)]
     if request is not None:
-        others = [c for c in found if not same_person(c, request, key)]
+        others = [c for c in found if not same_person(c, request)]
         if others:
             hook.log.warning(
                 "Not reusing call(s) %s: they carry this task's key but went to other customers "
@@ -131,7 +136,9 @@ def look_until(
         pause = min(pause * 2, 5.0)
 
 
-def _result(request: CreateCallRequest, key: str, calls: list[Call]) -> Call | CallBatchResponse:
+def _result(
+    request: CreateCallRequest, key: str, people: Sequence[str], calls: list[Call]
+) -> Call | CallBatchResponse:
     """What the create returns when its calls were found instead of read from the answer.
 
     A batch's answer also listed the customers Vapi refused; it was lost, so every customer whose
@@ -144,11 +151,11 @@ def _result(request: CreateCallRequest, key: str, calls: list[Call]) -> Call | C
         CallBatchError(
             customer=customer,
             error="no call was found for this customer after Vapi's answer to the batch was lost: "
-            "Vapi refused it (the reason was in that answer) or never created it. Not retried, so "
-            "that nobody is called twice.",
+            "Vapi refused it (the reason was in that answer) or never created it. Not sent again "
+            "by this try, so that nobody is called twice; a retry of the task asks Vapi again.",
         )
-        for index, customer in enumerate(request.to_wire()["customers"])
-        if batch_key(key, index) not in placed and person_of(customer) not in placed
+        for customer, person_token in zip(request.to_wire()["customers"], people, strict=True)
+        if batch_key(key, person_token) not in placed and person_of(customer) not in placed
     ]
     return CallBatchResponse(results=calls, errors=errors)
 
@@ -220,17 +227,51 @@ def _settle(create_settle: float, verdict: SendOutcome) -> float:
     return min(create_settle, ANSWERED_SETTLE) if verdict is SendOutcome.ANSWERED else create_settle
 
 
-def create_op(hook: VapiHook, request: CreateCallRequest, key: str) -> Op[Call | CallBatchResponse]:
+def create_op(
+    hook: VapiHook, request: CreateCallRequest, key: str, person_tokens: Sequence[str] | None = None
+) -> Op[Call | CallBatchResponse]:
     """``POST /call`` that is never sent again while an earlier attempt may still make the call
-    (:func:`send_once_op`); a batch whose answer was lost still accounts for every customer."""
-    step = Send("POST", "/call", json=keyed_body(request, key))
-    since = datetime.now(UTC) - RECONCILE_LOOKBACK
+    (:func:`send_once_op`); a batch whose answer was lost still accounts for every customer, and a
+    batch of more than :data:`BATCH_MAX` customers is sent in parts of at most that many (each
+    person keeps its own key, ``person_tokens``, by default :func:`.persons.tokens`)."""
+    people = list(tokens(request) if person_tokens is None else person_tokens)
+    if request.customers is None or len(request.customers) <= BATCH_MAX:
+        return (yield from _create_one_op(hook, request, key, people))
+    results: list[Call] = []
+    errors: list[CallBatchError] = []
+    for start in range(0, len(request.customers), BATCH_MAX):
+        part = request.model_copy(update={"customers": request.customers[start : start + BATCH_MAX]})
+        hook.log.info(
+            "Batch of %d customers: sending customers %d to %d (at most %d a request, so that a lost "
+            "answer can still be looked up).",
+            len(request.customers),
+            start + 1,
+            start + len(part.customers or []),
+            BATCH_MAX,
+        )
+        answer = yield from _create_one_op(hook, part, key, people[start : start + BATCH_MAX])
+        assert isinstance(answer, CallBatchResponse)
+        results += answer.results
+        errors += answer.errors
+    return CallBatchResponse(results=results, errors=errors)
+
+
+def _create_one_op(
+    hook: VapiHook, request: CreateCallRequest, key: str, people: Sequence[str]
+) -> Op[Call | CallBatchResponse]:
+    step = Send("POST", "/call", json=keyed_body(request, key, people))
+    since = looking_back(datetime.now(UTC))
+
+    mine = {batch_key(key, p) for p in people} | {key} if request.customers else None
+
+    def find() -> Op[list[Call]]:
+        found = yield from find_op(hook, key, since, narrowing(request), request)
+        # Another part of a split batch (or a later retry's part) carries the same key: not ours.
+        return found if mine is None else [c for c in found if key_of(c) in mine]
 
     def look(until: float) -> Op[Call | CallBatchResponse | None]:
-        found = yield from look_until(
-            hook, lambda: find_op(hook, key, since, narrowing(request), request), until, "call", repr(key)
-        )
-        return _result(request, key, found) if found else None
+        found = yield from look_until(hook, find, until, "call", repr(key))
+        return _result(request, key, people, found) if found else None
 
     def read(reply: httpx.Response) -> Call | CallBatchResponse:
         return _created(step, reply, hook.vapi_conn_id)

@@ -1,4 +1,4 @@
-"""A retried or cleared task: what it re-attaches to, and when it may dial."""
+"""A retried or cleared task: what may exist already, where it is found, and when it may dial."""
 
 from __future__ import annotations
 
@@ -6,13 +6,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
+from airflow_provider_vapi.exceptions import VapiStaleTryError
 from airflow_provider_vapi.models import (
     Call,
     CallOutcome,
     CreateCallRequest,
-)
-from airflow_provider_vapi.transport import (
-    Log,
 )
 
 if TYPE_CHECKING:
@@ -20,12 +18,14 @@ if TYPE_CHECKING:
 
     from airflow_provider_vapi.hooks import VapiHook
 
-from airflow_provider_vapi.idempotency.keys import narrowing, redial_key, same_person
+from airflow_provider_vapi.idempotency.keys import narrowing
 
 #: Task state store keys (Airflow 3.3+), read by the next try: the ids a try placed, and when a try
 #: last sent a create (a retry then knows whether, and until when, that create may still appear).
 STATE_KEY: Final = "vapi_call_ids"
 SENT_KEY: Final = "vapi_create_sent_at"
+#: The newest try of this task instance that has started (a stale try stands down, :func:`note_sending`).
+TRY_KEY: Final = "vapi_live_try"
 #: Outcomes after which ``redial_on_retry`` may place a fresh call: the person was never reached.
 REDIALABLE: Final = frozenset({CallOutcome.NOT_REACHED, CallOutcome.VOICEMAIL})
 
@@ -40,59 +40,69 @@ def run_began(context: Context) -> datetime:
     return min(known) if known else datetime.now(UTC) - timedelta(days=1)
 
 
-def _stored_calls(hook: VapiHook, store: Any, request: CreateCallRequest, key: str) -> list[Call] | None:
-    stored = store.get(STATE_KEY)
-    if not (isinstance(stored, list) and stored):
-        return None
-    calls = [hook.get_call(str(cid)) for cid in stored]
-    if all(same_person(c, request, key) for c in calls):
-        hook.log.info("Re-attaching to call(s) %s saved by an earlier try.", stored)
-        return calls
-    hook.log.warning(
-        "The call(s) %s saved by an earlier try went to other customers than this try's (the input "
-        "changed): not reusing them.",
-        stored,
-    )
-    return None
-
-
-def earlier_calls(hook: VapiHook, context: Context, key: str, request: CreateCallRequest) -> list[Call]:
-    """Calls an earlier try (or run, before a clear) of this task instance placed for the same
-    customer(s): from the task state store, else on Vapi by the key, over the whole dag run."""
+def may_have_earlier(context: Context) -> bool:
+    """Whether anything of this task may already exist in this dag run: a retry (``try_number``
+    above 1) or a cleared run (``clear_number`` above 0: a task instance that a clear created, such
+    as a map index that a longer list added, starts at try 1). A fresh run's first try has nothing
+    to look for, and skips the listing."""
     ti = context["ti"]
-    if int(getattr(ti, "try_number", 1) or 1) <= 1:
-        return []
+    if int(getattr(ti, "try_number", 1) or 1) > 1:
+        return True
+    return int(getattr(context.get("dag_run"), "clear_number", 0) or 0) > 0
+
+
+def had_earlier_try(context: Context) -> bool:
+    """This task instance ran before (a retry, or a try before a clear): it may have sent a create."""
+    return int(getattr(context["ti"], "try_number", 1) or 1) > 1
+
+
+def stored_calls(hook: VapiHook, context: Context) -> list[Call]:
+    """The calls an earlier try of this task instance saved in the task state store (Airflow 3.3+)."""
     store = context.get("task_state_store")  # type: ignore[call-overload]
-    stored = _stored_calls(hook, store, request, key) if store is not None else None
-    if stored is not None:
-        return stored
-    found = hook.find_calls(key, created_after=run_began(context), request=request, **narrowing(request))
-    # A single call may have been redialled on an earlier retry: the newest one counts.
-    return found if request.customers is not None else found[-1:]
+    stored = store.get(STATE_KEY) if store is not None else None
+    if not (isinstance(stored, list) and stored):
+        return []
+    return [hook.get_call(str(cid)) for cid in stored]
 
 
-def key_for_try(
-    context: Context, key: str, earlier: list[Call], *, redial_on_retry: bool, log: Log
-) -> str | None:
-    """The key to create with on this try, or ``None`` when the earlier call(s) must be reused."""
-    if not earlier:
-        return key
-    if redial_on_retry and all(c.is_ended and c.outcome in REDIALABLE for c in earlier):
-        log.warning(
-            "redial_on_retry: the earlier call(s) %s never reached the person (%s); dialling again.",
-            [c.id for c in earlier],
-            [c.ended_reason for c in earlier],
-        )
-        return redial_key(key, int(getattr(context["ti"], "try_number", 1)))
-    log.info("An earlier try already placed call(s) %s; not dialling again.", [c.id for c in earlier])
-    return None
+def scope_calls(hook: VapiHook, context: Context, scope: str, request: CreateCallRequest) -> list[Call]:
+    """Every call of this dag run and task, every map index and try (by the key, on Vapi), oldest first."""
+    return hook.find_calls(scope, created_after=run_began(context), **narrowing(request))
+
+
+def claim_try(context: Context) -> None:
+    """Record that this try is the newest one running (Airflow 3.3+), before it looks for anything:
+    a stale earlier try that is still alive (a worker that lost its heartbeat but not its process)
+    then stands down instead of creating (:func:`note_sending`)."""
+    store = context.get("task_state_store")  # type: ignore[call-overload]
+    if store is not None:
+        store.set(TRY_KEY, _try(context))
 
 
 def note_sending(context: Context) -> None:
-    """Record that this try is about to send a create (Airflow 3.3+: the store outlives the try)."""
+    """Record that this try is about to send a create (Airflow 3.3+: the store outlives the try), then
+    stand down if a later try of this task instance has started meanwhile.
+
+    Why this order is safe: this try writes ``SENT_KEY`` and then reads ``TRY_KEY``; a later try
+    writes ``TRY_KEY`` (:func:`claim_try`) and then reads ``SENT_KEY`` (:func:`wait_out_earlier_send`).
+    One of the two sees the other's write: either this try stands down, or the later one waits until
+    this try's create can no longer appear, and finds it, before it creates anything.
+    """
     store = context.get("task_state_store")  # type: ignore[call-overload]
-    if store is not None:
-        store.set(SENT_KEY, time.time())
+    if store is None:
+        return
+    store.set(SENT_KEY, time.time())
+    live = store.get(TRY_KEY)
+    if isinstance(live, int) and live > _try(context):
+        raise VapiStaleTryError(
+            f"Try {_try(context)} of this task stands down without creating anything: try {live} of "
+            "the same task instance is running (this worker lost its heartbeat and Airflow started "
+            "the next try). That try finds or places the call."
+        )
+
+
+def _try(context: Context) -> int:
+    return int(getattr(context["ti"], "try_number", 1) or 1)
 
 
 def wait_out_earlier_send(hook: VapiHook, context: Context) -> bool:
@@ -117,17 +127,6 @@ def wait_out_earlier_send(hook: VapiHook, context: Context) -> bool:
         )
         time.sleep(left)
     return True
-
-
-def settle_earlier_creates(
-    hook: VapiHook, context: Context, key: str, request: CreateCallRequest
-) -> list[Call]:
-    """A retry found no call: wait out an earlier try's create (:func:`wait_out_earlier_send`),
-    then look once more."""
-    if not wait_out_earlier_send(hook, context):
-        return []
-    found = hook.find_calls(key, created_after=run_began(context), request=request, **narrowing(request))
-    return found if request.customers is not None else found[-1:]
 
 
 def remember(context: Context, call_ids: list[str]) -> None:
