@@ -205,6 +205,7 @@ def _add_admin_routes(app: FastAPI, runtime: Runtime) -> None:
                 "phoneNumberId": PHONE_NUMBER_ID,
                 "customerId": CUSTOMER_ID,
                 "calls": len(engine.calls),
+                "clockOffsetSeconds": engine.config.clock_offset_s,
             }
         )
 

@@ -62,6 +62,14 @@ def parser() -> argparse.ArgumentParser:
     _add_delay_options(p)
     _add_fault_options(p)
     p.add_argument(
+        "--clock-offset",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="run Vapi's clock this many seconds ahead of this machine's (negative: behind); every "
+        "timestamp and time filter uses it (default 0)",
+    )
+    p.add_argument(
         "--request-log-size",
         type=int,
         default=DEFAULT_REQUEST_LOG_SIZE,
@@ -136,6 +144,7 @@ def _runtime(args: argparse.Namespace) -> Any:
         request_log_size=args.request_log_size,
         request_log_bytes=args.request_log_bytes,
         presigned_url_ttl=args.presigned_url_ttl,
+        clock_offset=args.clock_offset,
     )
 
 
@@ -165,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         f"  analysis delay:  {args.analysis_delay:g}s, structured outputs {args.structured_output_delay:g}s "
         "(at speed 1)",
         f"  recordings:      presigned URLs valid {args.presigned_url_ttl:g}s (real time)",
+        f"  clock offset:    {args.clock_offset:+g}s (Vapi's clock against this machine's)",
         f"  state:           {args.state or 'memory'}",
         f"  faults:          {args.fault_rate or 'none'}",
         f"  request log:     last {args.request_log_size} requests, {args.request_log_bytes} bytes, "

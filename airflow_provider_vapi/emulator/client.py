@@ -214,11 +214,12 @@ class EmulatorHandle(FaultControls):
         analysis_delay: float | None = None,
         structured_output_delay: float | None = None,
         presigned_url_ttl: float | None = None,
+        clock_offset: float | None = None,
     ) -> dict[str, Any]:
         """Change run-time settings (``None`` keeps one); returns the whole config. Durations of
         calls already created do not change (a structured-output run takes the delay in force);
         ``presigned_url_ttl`` (real seconds, not divided by the speed) applies to URLs signed from
-        now on."""
+        now on; ``clock_offset``: see :meth:`set_clock_offset`."""
         changes = {
             "speed": speed,
             "concurrencyLimit": concurrency_limit,
@@ -226,6 +227,7 @@ class EmulatorHandle(FaultControls):
             "analysisDelaySeconds": analysis_delay,
             "structuredOutputDelaySeconds": structured_output_delay,
             "presignedUrlTtlSeconds": presigned_url_ttl,
+            "clockOffsetSeconds": clock_offset,
         }
         result: dict[str, Any] = self._send(
             "PATCH", "/config", {k: v for k, v in changes.items() if v is not None}

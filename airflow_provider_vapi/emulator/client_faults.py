@@ -1,5 +1,6 @@
 """The fault half of :class:`~.client.EmulatorHandle`: inject, script, list and clear the
-emulator's fault rules (``/_emulator/faults``; what each action does: :mod:`.faults`)."""
+emulator's fault rules (``/_emulator/faults``; what each action does: :mod:`.faults`), and skew
+Vapi's clock against the test's (:meth:`FaultControls.set_clock_offset`)."""
 
 from __future__ import annotations
 
@@ -75,3 +76,12 @@ class FaultControls:
     def clear_faults(self) -> None:
         """Remove every fault rule."""
         self._send("DELETE", "/faults")
+
+    def set_clock_offset(self, seconds: float) -> None:
+        """Run Vapi's clock ``seconds`` ahead of the test's (negative: behind) from now on: every
+        timestamp stamped from now on (``createdAt``, ``updatedAt``, ``startedAt``, ``endedAt``...
+        of calls, campaigns, structured outputs) and every time filter (``createdAtGe``...) uses
+        it; stamps already made stay. Calls under way keep their pace (nothing jumps ahead in its
+        life cycle). The value in force: ``health()["clockOffsetSeconds"]`` and ``config()``;
+        ``reset()`` restores the start-up offset (``clock_offset=`` / ``--clock-offset``)."""
+        self._send("PATCH", "/config", {"clockOffsetSeconds": seconds})

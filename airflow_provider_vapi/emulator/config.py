@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +28,12 @@ _SETTABLE: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "analysisDelaySeconds": ("analysis_delay_s", float),
     "structuredOutputDelaySeconds": ("structured_output_delay_s", float),
     "presignedUrlTtlSeconds": ("presigned_url_ttl_s", float),
+    "clockOffsetSeconds": ("clock_offset_s", float),
 }
+
+#: How far Vapi's clock may be set from the test's (ten years either way; further, timestamps
+#: would leave what the wire format and ``datetime`` can hold).
+MAX_CLOCK_OFFSET_S = 10 * 365.25 * 86400
 
 
 @dataclass
@@ -46,6 +52,13 @@ class EngineConfig:
     presigned_url_ttl_s: float = DEFAULT_PRESIGNED_URL_TTL_S
     request_log_size: int = DEFAULT_REQUEST_LOG_SIZE
     request_log_bytes: int = DEFAULT_REQUEST_LOG_BYTES
+    #: Seconds Vapi's clock is ahead of the test's (negative: behind); see :meth:`.Engine.now`.
+    clock_offset_s: float = 0.0
+
+    @property
+    def clock_offset_ms(self) -> int:
+        """:attr:`clock_offset_s` in whole milliseconds."""
+        return round(self.clock_offset_s * 1000)
 
     def check(self) -> None:
         """Raise ValueError on a setting the engine cannot run with."""
@@ -65,6 +78,8 @@ class EngineConfig:
             raise ValueError("structured output delay must be >= 0")
         if not self.presigned_url_ttl_s >= 0:
             raise ValueError("presigned URL TTL must be >= 0")
+        if not (math.isfinite(self.clock_offset_s) and abs(self.clock_offset_s) <= MAX_CLOCK_OFFSET_S):
+            raise ValueError(f"clock offset must be a number of seconds within ±{MAX_CLOCK_OFFSET_S:g}")
 
     def to_wire(self) -> dict[str, Any]:
         """The admin API's view (camelCase, without the keys)."""
@@ -77,6 +92,7 @@ class EngineConfig:
             "presignedUrlTtlSeconds": self.presigned_url_ttl_s,
             "requestLogSize": self.request_log_size,
             "requestLogBytes": self.request_log_bytes,
+            "clockOffsetSeconds": self.clock_offset_s,
         }
 
     def changed(self, changes: dict[str, Any]) -> EngineConfig:

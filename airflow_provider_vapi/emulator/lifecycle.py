@@ -15,8 +15,9 @@ time order and with the event's own timestamp, so:
 
 All durations are fixed when a call is created (``speed`` divides them), so changing the speed at
 run time affects new calls only. Times are integer milliseconds since the epoch, as Vapi's wire
-format has millisecond precision. Nothing here reads the clock or takes a lock: the
-:class:`~.engine.Engine` passes ``now`` in and holds its lock around every call.
+format has millisecond precision, on Vapi's clock (:meth:`.engine.Engine.now`, which a clock
+offset can set apart from the wall clock: :meth:`CallBook.shift`). Nothing here reads the clock or
+takes a lock: the :class:`~.engine.Engine` passes ``now`` in and holds its lock around every call.
 """
 
 from __future__ import annotations
@@ -285,6 +286,27 @@ class CallBook:
                 heapq.heappush(self._heap, (rec.pending_ms, rec.seq, rec.id, rec.pending_kind))
             for job in rec.output_jobs:
                 heapq.heappush(self._heap, (job["at"], rec.seq, rec.id, output_results.OUTPUTS_EVENT))
+
+    def shift(self, delta: int) -> None:
+        """Vapi's clock moved ``delta`` ms (a new clock offset): move every pending step of a
+        call's own timeline (``ring``, ``answer``, ``end``, ``analysis``, structured outputs) with
+        it, so each still happens after the same real time. A ``start`` (the call's
+        ``schedulePlan.earliestAt``) stays: it is a time on Vapi's clock, not a duration."""
+        self._heap = [
+            (at if kind == "start" else at + delta, seq, call_id, kind)
+            for at, seq, call_id, kind in self._heap
+        ]
+        heapq.heapify(self._heap)
+        for rec in self.calls.values():
+            moved = False
+            if rec.pending_ms is not None and rec.pending_kind != "start":
+                rec.pending_ms += delta
+                moved = True
+            if rec.output_jobs:
+                rec.output_jobs = [{**job, "at": job["at"] + delta} for job in rec.output_jobs]
+                moved = True
+            if moved:
+                self._dirty.add(rec.id)
 
     def clear(self) -> None:
         """Forget every call (the admin reset)."""

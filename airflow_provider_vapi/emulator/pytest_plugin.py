@@ -15,6 +15,7 @@ Fixtures:
     ``monitor.controlUrl`` wants when its assistant sets ``monitorPlan.controlAuthenticationEnabled``:
     send ``Authorization: Bearer <public_key>``), ``.assistant_id``, ``.phone_number_id``,
     ``.requests(method=None, path=None)``, ``.fault(...)``, ``.faults([...])``, ``.configure(...)``,
+    ``.set_clock_offset(seconds)``,
     ``.calls()``, ``.call(id)``, ``.wait_for(id, ...)``, ``.reset()``,
     ``.create_structured_output(name, schema)``, ``.run_structured_output(call_ids, id)``,
     ``.inject_inbound_call(number, ...)``, ``.seed_calls(count, start, end, ...)``,
@@ -24,7 +25,9 @@ Fixtures:
 ``vapi_emulator_factory`` (function)
     ``factory(**options) -> EmulatorHandle`` starts a dedicated emulator with special start-up
     options (``concurrency_mode="reject"``, ``api_key=...``, ``public_key=...``, ``state_file=...``,
-    ``speed=...``); all are stopped after the test.
+    ``speed=...``, ``clock_offset=-120.0``: Vapi's clock two minutes behind the test's, every
+    stamp and time filter on it; change it later with ``handle.set_clock_offset(seconds)``); all
+    are stopped after the test.
 
 Settings (``[tool.pytest.ini_options]`` / ``pytest.ini``) of the session server:
 ``vapi_emulator_request_log_size`` (requests its log keeps, default 10,000) and

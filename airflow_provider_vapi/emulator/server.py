@@ -76,8 +76,10 @@ def build_runtime(
     request_log_size: int = DEFAULT_REQUEST_LOG_SIZE,
     request_log_bytes: int = DEFAULT_REQUEST_LOG_BYTES,
     presigned_url_ttl: float = DEFAULT_PRESIGNED_URL_TTL_S,
+    clock_offset: float = 0.0,
 ) -> Any:
-    """A :class:`~.runtime.Runtime` from start-up options (imported only when serving)."""
+    """A :class:`~.runtime.Runtime` from start-up options (imported only when serving).
+    ``clock_offset``: seconds Vapi's clock is ahead of this machine's (negative: behind)."""
     from .engine import Engine, EngineConfig
     from .faults import FaultBook
     from .runtime import Runtime
@@ -93,6 +95,7 @@ def build_runtime(
         request_log_size=request_log_size,
         request_log_bytes=request_log_bytes,
         presigned_url_ttl_s=presigned_url_ttl,
+        clock_offset_s=clock_offset,
     )
     faults = FaultBook(seed=fault_seed)
     method, _, path = fault_match.strip().partition(" ")
