@@ -8,15 +8,19 @@ owns every decision about a run:
 * **which output** (:class:`OutputRef`): a saved one by id (its name and ``updatedAt`` read once), or
   an inline definition (Vapi keys its result by an id made at run time, so it is found by name);
 * **which calls still need it** (:func:`is_fresh`): a call whose result for the output was written
-  since the dag run began (and since the output's definition last changed) is done; a call nobody
-  spoke in is done too (Vapi extracts nothing from it). So a retry, or a clear, re-runs nothing
-  that is already there, and a new dag run extracts again;
-* **the submission** (:func:`submit_op`): one request per chunk of at most :data:`CHUNK_MAX`; a 429
-  or a connection that never opened is sent again (nothing ran); an answer lost in flight
-  (timeout, dropped, 5xx) is *not*: the run may be under way, and the results will tell;
-* **the memory across tries** (:func:`in_flight`, :func:`note_submitted`): on Airflow 3.3+ the task
-  state store keeps when each call was submitted, and a retry waits for those results instead of
-  submitting again. Without a store (Airflow 2.11) a retry first waits up to the connection's
+  since the dag run began (less :data:`~airflow_provider_vapi.skew.CLOCK_SKEW`: Vapi's clock stamps
+  it) and since the output's definition last changed is done; a call nobody spoke in is done too
+  (Vapi extracts nothing from it). So a retry, or a clear, re-runs nothing that is already there,
+  and a new dag run extracts again;
+* **the submission** (:func:`submit_op`): one request per chunk of at most :data:`CHUNK_MAX`,
+  each answer judged as a call create's is (:func:`~.idempotency.create.judge_send`): a 429 or a
+  connection that never opened is sent again (nothing ran); Vapi's own error (500, 503: it processed
+  nothing) is sent again once its processing has settled (:data:`~.idempotency.create.ANSWERED_SETTLE`);
+  an answer lost in flight (timeout, dropped, a gateway's 502, 504) is *not*: the run may be under
+  way, and the results will tell;
+* **the memory across tries** (:func:`in_flight`, :func:`note_submitted`, :func:`forget_submitted`):
+  on Airflow 3.3+ the task state store keeps when each call was submitted (and forgets it when Vapi
+  certainly ran nothing), and a retry waits for those results instead of submitting again. Without a store (Airflow 2.11) a retry first waits up to the connection's
   ``create_settle_seconds`` for results an earlier try's run may still be writing
   (:func:`settle_earlier_runs`), then submits what is still missing.
 """
@@ -26,16 +30,18 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import httpx
 
 from airflow_provider_vapi.exceptions import VapiRunUnresolvedError
-from airflow_provider_vapi.idempotency.create import SendOutcome, judge_send
+from airflow_provider_vapi.idempotency.create import ANSWERED_SETTLE, SendOutcome, judge_send
 from airflow_provider_vapi.models import Call
 from airflow_provider_vapi.paging import parse_ts_or_none
 from airflow_provider_vapi.results import AwaitedResults
+from airflow_provider_vapi.retries import is_retryable_status
+from airflow_provider_vapi.skew import looking_back
 from airflow_provider_vapi.transport import Attempts, Op, Send, Sleep, describe, raise_for
 
 if TYPE_CHECKING:
@@ -45,9 +51,6 @@ if TYPE_CHECKING:
 
 #: Vapi's limit of call ids per run request.
 CHUNK_MAX: Final = 100
-#: Results written this long before the dag run began still count as this run's: covers clock
-#: skew between Airflow and Vapi (their clocks stamp the two times compared).
-CLOCK_SKEW: Final = timedelta(seconds=60)
 #: Task state store key (Airflow 3.3+): call id -> when a try submitted it (``time.time()``).
 STATE_KEY: Final = "vapi_structured_output_runs"
 RUN_PATH: Final = "/structured-output/run"
@@ -104,15 +107,19 @@ class OutputRef:
 
 
 def run_started(context: Context) -> datetime:
-    """When this dag run began running, less :data:`CLOCK_SKEW`: a retry keeps it, a clear (which
-    starts the run again) moves it, so a clear extracts again and a retry does not."""
+    """When this dag run began running (Airflow's clock), moved back by
+    :data:`~airflow_provider_vapi.skew.CLOCK_SKEW` (:func:`~airflow_provider_vapi.skew.looking_back`):
+    it is compared with ``structuredOutputsLastUpdatedAt``, which Vapi's clock stamps, so a result an
+    earlier try asked for is found even when Vapi's clock is behind. A retry keeps it, a clear (which
+    starts the run again) moves it, so a clear extracts again (once the earlier results are older
+    than the margin) and a retry does not."""
     dag_run = context.get("dag_run")
     for name in ("start_date", "queued_at"):
         stamp = getattr(dag_run, name, None)
         if isinstance(stamp, datetime):
-            return (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)) - CLOCK_SKEW
+            return looking_back(stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC))
     began = getattr(context["ti"], "start_date", None)
-    return (began if isinstance(began, datetime) else datetime.now(UTC)) - CLOCK_SKEW
+    return looking_back(began if isinstance(began, datetime) else datetime.now(UTC))
 
 
 def freshness(ref: OutputRef, context: Context) -> datetime:
@@ -137,12 +144,17 @@ def chunks(call_ids: Sequence[str], size: int = CHUNK_MAX) -> Iterator[list[str]
 
 
 def submit_op(hook: VapiHook, body: Mapping[str, Any]) -> Op[dict[str, Any]]:
-    """``POST /structured-output/run`` once: resent only when it certainly did not run (429, no
-    connection); a 4xx is final; an answer lost in flight raises :class:`VapiRunUnresolvedError`."""
+    """``POST /structured-output/run``, each answer judged by :func:`~.idempotency.create.judge_send`:
+    resent when it certainly did not run (429, no connection: after the back-off; Vapi's own 500 or
+    503: after the back-off and at least :data:`~.idempotency.create.ANSWERED_SETTLE` after the
+    send, within the retry budget); a 4xx (or a 5xx that is not retried) is final; an answer lost
+    in flight (timeout, dropped, 502, 504) raises :class:`VapiRunUnresolvedError`: the run may be
+    under way."""
     settings = hook.settings
     attempts = Attempts(settings.policy)
     step = Send("POST", RUN_PATH, json=dict(body))
     while True:
+        sent = time.monotonic()
         reply = yield step
         outcome = judge_send(reply)
         if outcome is SendOutcome.CREATED and isinstance(reply, httpx.Response):
@@ -151,17 +163,25 @@ def submit_op(hook: VapiHook, body: Mapping[str, Any]) -> Op[dict[str, Any]]:
             except ValueError:
                 answer = None
             return answer if isinstance(answer, dict) else {}  # the 2xx says it runs
-        if isinstance(reply, httpx.Response) and 400 <= reply.status_code < 500 and reply.status_code != 429:
-            raise_for(step, reply, settings.conn_id)
-        if outcome is not SendOutcome.REFUSED:
+        if outcome is SendOutcome.IN_FLIGHT:
             raise VapiRunUnresolvedError(
                 f"Vapi {step.where} got no clear answer ({describe(reply)}): the extraction may be "
                 "under way, so it is not sent again. Its results on the calls will tell."
             )
+        if isinstance(reply, httpx.Response) and not is_retryable_status(reply.status_code):
+            raise_for(step, reply, settings.conn_id)  # a 4xx, or Vapi's own error that is final
         delay = attempts.next_delay(reply)
         if delay is None:
             raise_for(step, reply, settings.conn_id)
-        hook.log.warning("Vapi %s refused (%s); sending again in %.1fs", step.where, describe(reply), delay)
+        if outcome is SendOutcome.ANSWERED:  # Vapi's own error: its processing is over, nothing ran
+            delay = max(delay, ANSWERED_SETTLE - (time.monotonic() - sent))
+        hook.log.warning(
+            "Vapi %s %s (%s); nothing ran; sending again in %.1fs",
+            step.where,
+            "failed" if outcome is SendOutcome.ANSWERED else "refused",
+            describe(reply),
+            delay,
+        )
         yield Sleep(delay)
 
 
@@ -197,6 +217,18 @@ def note_submitted(context: Context, call_ids: Sequence[str]) -> None:
     now = time.time()
     merged.update(dict.fromkeys(call_ids, now))
     store.set(STATE_KEY, merged)
+
+
+def forget_submitted(context: Context, call_ids: Sequence[str]) -> None:
+    """Undo :func:`note_submitted` for calls whose run Vapi certainly did not start (it refused the
+    request, or failed with its own error every time): a retry asks for them again at once instead
+    of waiting for results that cannot come (3.3+)."""
+    store = _store(context)
+    stored = store.get(STATE_KEY) if store is not None else None
+    if not isinstance(stored, dict):
+        return
+    gone = set(call_ids)
+    store.set(STATE_KEY, {cid: when for cid, when in stored.items() if cid not in gone})
 
 
 def settle_earlier_runs(

@@ -45,7 +45,10 @@ class RunStructuredOutputOperator(RenderingGate, CallWaitMixin, BaseOperator):
     is there. On Airflow 3.3+ the task state store also remembers what each try asked for, and a
     retry waits for those results instead of asking again; on 2.11 a retry first waits up to the
     connection's ``create_settle_seconds`` for them. A clear starts the run again, and so extracts
-    again (as a new dag run does).
+    again (as a new dag run does), once the earlier results are older than the clock-skew margin
+    (:data:`~airflow_provider_vapi.skew.CLOCK_SKEW`). Vapi's own error on a run (500, 503: nothing
+    ran) is sent again after a short settle; only a lost answer or a gateway's (timeout, 502, 504),
+    after which the run may be under way, is waited for instead of sent again.
 
     :param structured_output_id: a saved structured output's id.
     :param structured_output: an inline structured output (Vapi's ``CreateStructuredOutputDTO``).
@@ -212,6 +215,9 @@ class RunStructuredOutputOperator(RenderingGate, CallWaitMixin, BaseOperator):
             except VapiRunUnresolvedError as exc:
                 self.log.warning("%s Waiting for the results of these %d call(s).", exc, len(chunk))
                 continue
+            except VapiError:  # refused, or Vapi's own error every time: nothing of it ran
+                extraction.forget_submitted(context, chunk)
+                raise
             self.log.info("Asked Vapi to extract %r from %d call(s) (%s).", ref.name, len(chunk),
                           answer.get("workflowId") or answer.get("message") or "accepted")  # fmt: skip
         stamps = [datetime.fromtimestamp(t, UTC) for t in earlier.values()] + ([now] if rest else [])
