@@ -7,13 +7,27 @@ ended, in a later one; :class:`~.warehouse.LoadCallsOperator` keeps the newest).
 :meth:`.VapiHook.iter_call_pages` (one page in memory, pages past 1,000 by time windows), files
 are :mod:`~.call_files`' (named by the window, committed whole), recordings are
 :mod:`~.recordings`'.
+
+**The window rule: a window is exported once it has settled**, at ``updated_before`` +
+:data:`~.skew.CLOCK_SKEW` (10 minutes) by Airflow's clock, never before, and never cut short.
+``updatedAt`` is stamped by Vapi's clock, which may be up to :data:`~.skew.CLOCK_SKEW` off
+Airflow's either way (or a change may become visible after the stamp it carries). Once Airflow's
+clock passes ``updated_before + CLOCK_SKEW``, every change Vapi stamps before ``updated_before``
+has been made and is listed, and every change still to come is stamped at or after
+``updated_before``: it lands in a later window. So a call's final state always lands in some
+window's file, consecutive windows still share no call version, and one window is one file (its
+name is its window, whenever it runs). A window that has closed but not settled is waited for
+(deferred to the triggerer until it settles, or, not deferrable, waited for in the worker: at
+most :data:`~.skew.CLOCK_SKEW` for a run scheduled at the end of its interval); a window ending
+more than :data:`~.skew.CLOCK_SKEW` in the future is refused (:func:`check_settled`).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
@@ -27,6 +41,8 @@ from airflow_provider_vapi.call_files import (
     check_location,
     file_name,
     storage_path,
+    sweep_temporaries,
+    writer_key,
 )
 from airflow_provider_vapi.downloads import check_kinds
 from airflow_provider_vapi.exceptions import VapiError
@@ -34,6 +50,8 @@ from airflow_provider_vapi.hooks import VapiHook
 from airflow_provider_vapi.paging import iso, parse_param_ts
 from airflow_provider_vapi.recordings import RecordingReport, copy_recordings
 from airflow_provider_vapi.rendering import RenderingGate
+from airflow_provider_vapi.skew import CLOCK_SKEW
+from airflow_provider_vapi.waiting import default_deferrable
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -42,6 +60,41 @@ T = TypeVar("T")
 CALL_TYPES = ("inboundPhoneCall", "outboundPhoneCall", "webCall", "vapi.websocketCall")
 PATH_FIX = "give the folder to export to: s3://bucket/vapi/calls, file:///data/vapi or /data/vapi"
 ID_FILTERS = ("assistant_id", "phone_number_id", "campaign_id")
+
+
+class WindowNotSettledError(AirflowFailException, ValueError):
+    """The window ends too far in the future to be waited for: export it once it has settled."""
+
+
+def settles_at(end: datetime) -> datetime:
+    """When the window ending at ``end`` (exclusive) may be exported: ``end`` + the clock-skew
+    margin, by Airflow's clock (see the module's docstring)."""
+    return end + CLOCK_SKEW
+
+
+def check_settled(start: datetime, end: datetime, now: datetime) -> timedelta:
+    """How long to wait before ``[start, end)`` may be exported (zero: now). A window ending more
+    than :data:`~.skew.CLOCK_SKEW` after ``now`` is refused: it has not closed, and the waiting
+    would be longer than any scheduled run needs (it starts at the end of its interval)."""
+    ready = settles_at(end)
+    if end - now > CLOCK_SKEW:
+        raise WindowNotSettledError(
+            f"updated_before={iso(end)} is in the future: the window [{iso(start)}, {iso(end)}) has "
+            f"not closed. A window is exported once, under its own name, when it has settled: from "
+            f"{iso(ready)} (updated_before + {CLOCK_SKEW}, the margin for Vapi's clock). Run it from "
+            "then on, or give an updated_before in the past (a run scheduled at the end of its data "
+            "interval waits for its window by itself); nothing was sent to Vapi."
+        )
+    return max(ready - now, timedelta(0))
+
+
+def date_time_trigger(moment: datetime) -> Any:
+    """Airflow's ``DateTimeTrigger`` (the standard provider's on Airflow 3, the core one on 2.x)."""
+    try:
+        from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+    except ImportError:  # Airflow 2.x without the standard provider
+        from airflow.triggers.temporal import DateTimeTrigger  # type: ignore[no-redef]
+    return DateTimeTrigger(moment=moment)
 
 
 def read_ahead(pages: Iterator[T]) -> Iterator[T]:
@@ -59,14 +112,18 @@ class ExportCallsOperator(RenderingGate, BaseOperator):
 
     Writes ``<path>/calls_<after>_<before>.<format>`` through Airflow's object storage, so the same
     task writes to a local folder, ``s3://``, ``gs://`` or ``abfs://`` (with ``storage_conn_id``).
-    A rerun or backfill of an interval replaces its file; a backfill of consecutive intervals
-    exports each call once, in the interval of its last change. Returns a small summary:
+    A window is exported once it has settled, ``updated_before`` + 10 minutes (the clock-skew
+    margin, :mod:`~.skew`): a run scheduled at the end of its interval waits that long first. A
+    rerun or backfill of an interval replaces its file; a backfill of consecutive intervals
+    exports each version of a call once, in the interval of that change; the temporary files of a
+    killed export are removed by the next export into the folder. Returns a small summary:
     ``{"path", "format", "calls", "updated_after", "updated_before", "recordings"}``.
 
     :param path: the folder (templated): ``s3://bucket/vapi/calls``, ``file:///data/vapi`` or ``/data/vapi``.
     :param updated_after: the window's start, inclusive (templated; default ``data_interval_start``).
     :param updated_before: the window's end, exclusive (templated; default ``data_interval_end``).
-        A window reaching past now is cut at now (a rerun later exports the rest).
+        Exported from ``updated_before`` + 10 minutes on (waited for); more than 10 minutes in
+        the future: refused, never cut short.
     :param format: ``"jsonl"`` (each call whole, secrets redacted) or ``"parquet"`` (one flat row
         per call, :mod:`~.call_rows`; needs the ``parquet`` extra).
     :param include_recordings: also copy each ended call's recordings into ``<path>/recordings/``.
@@ -79,6 +136,9 @@ class ExportCallsOperator(RenderingGate, BaseOperator):
     :param storage_conn_id: the Airflow connection for ``path`` (``aws_default`` ...), if any.
     :param recording_concurrency: recordings downloaded at once.
     :param vapi_conn_id: the Airflow connection of the Vapi account.
+    :param deferrable: wait for a window to settle in the triggerer, holding no worker slot
+        (default: ``[operators] default_deferrable``); otherwise the worker waits (at most
+        20 minutes: longer waits are refused).
     """
 
     template_fields: Sequence[str] = (
@@ -109,6 +169,7 @@ class ExportCallsOperator(RenderingGate, BaseOperator):
         storage_conn_id: str | None = None,
         recording_concurrency: int = 4,
         vapi_conn_id: str = VapiHook.default_conn_name,
+        deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -129,9 +190,10 @@ class ExportCallsOperator(RenderingGate, BaseOperator):
         self.storage_conn_id = storage_conn_id
         self.recording_concurrency = recording_concurrency
         self.vapi_conn_id = vapi_conn_id
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
 
     def window(self, context: Context) -> tuple[datetime, datetime]:
-        """``[after, before)``: the parameters, else the run's data interval; cut at now."""
+        """``[after, before)``: the parameters, else the run's data interval."""
         start = parse_param_ts(self.updated_after or context.get("data_interval_start"), "updated_after")
         end = parse_param_ts(self.updated_before or context.get("data_interval_end"), "updated_before")
         given = self.updated_after or self.updated_before
@@ -142,18 +204,33 @@ class ExportCallsOperator(RenderingGate, BaseOperator):
                 "CronDataIntervalTimetable('@daily', timezone='UTC') (or CronTriggerTimetable(..., "
                 "interval=timedelta(days=1))), or give updated_after and updated_before."
             )
-        now = datetime.now(UTC)
-        if end > now:
-            self.log.warning(
-                "updated_before %s is in the future: exporting up to now (%s)", iso(end), iso(now)
-            )
-            end = now
         if start >= end:
             raise AirflowFailException(
                 f"The window [{iso(start)}, {iso(end)}) is empty: updated_after must be before "
-                "updated_before (and before now)."
+                "updated_before."
             )
         return start, end
+
+    def wait_until_settled(self, start: datetime, end: datetime) -> None:
+        """Return once ``[start, end)`` has settled: at once, after waiting in the worker, or never
+        (deferred: :meth:`execute_complete` runs the export once the trigger fires)."""
+        wait = check_settled(start, end, datetime.now(UTC))
+        if not wait:
+            return
+        self.log.info(
+            "The window [%s, %s) settles at %s (updated_before + %s, the margin for Vapi's clock): "
+            "waiting %.0f s %s",
+            iso(start),
+            iso(end),
+            iso(settles_at(end)),
+            CLOCK_SKEW,
+            wait.total_seconds(),
+            "in the triggerer" if self.deferrable else "in the worker",
+        )
+        if self.deferrable:
+            self.defer(trigger=date_time_trigger(settles_at(end)), method_name="execute_complete")
+        while (left := settles_at(end) - datetime.now(UTC)) > timedelta(0):
+            time.sleep(min(left.total_seconds(), 60.0))
 
     def check_filters(self) -> None:
         """The rendered filters, before any request: ``call_type`` one of :data:`CALL_TYPES` (or
@@ -186,9 +263,22 @@ class ExportCallsOperator(RenderingGate, BaseOperator):
         self.check_filters()
         start, end = self.window(context)
         root = storage_path(check_location(self.path, "path", PATH_FIX), self.storage_conn_id or None)
+        self.wait_until_settled(start, end)
+        return self._export(context, fmt, root, start, end)
+
+    def execute_complete(self, context: Context, event: Any = None) -> dict[str, Any]:
+        """Resumed from the triggerer once the window settled: the export (checked again)."""
+        return self.execute(context)
+
+    def _export(
+        self, context: Context, fmt: Format, root: Any, start: datetime, end: datetime
+    ) -> dict[str, Any]:
+        key = writer_key(context)
+        for name in sweep_temporaries(root, key):
+            self.log.info("Removed %s, left by an export that did not finish", name)
         hook = VapiHook(self.vapi_conn_id)
         report = RecordingReport() if self.include_recordings else None
-        out = Committing(root / file_name(start, end, fmt), fmt)
+        out = Committing(root / file_name(start, end, fmt), fmt, key)
         self.log.info("Exporting Vapi calls updated in [%s, %s) to %s", iso(start), iso(end), out.target)
         try:
             pages = hook.iter_call_pages(

@@ -3,7 +3,10 @@
 A file is named by its window (``calls_<after>_<before>.jsonl``), so exporting an interval again
 (a retry, a clear, a backfill days later) replaces the file rather than adding a second one. It is
 written under a temporary name and renamed into place once complete: a task killed halfway leaves
-the previous file (or none), never half of one under the final name.
+the previous file (or none), never half of one under the final name. What a killed export leaves
+(``.calls_*.part-*``) is removed by the next export into the folder (:func:`sweep_temporaries`):
+at once by the same task (its retry, a clear, a rerun), after :data:`ABANDONED_AFTER` without a
+write by any other.
 
 ``jsonl``: one call per line, whole, as Vapi sent it, secrets redacted. ``parquet`` (needs the
 ``parquet`` extra, pyarrow): one :mod:`~.call_rows` row per call, in row groups of a page each.
@@ -12,11 +15,12 @@ Both stream: memory holds one page, whatever the number of calls.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import uuid
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import IO, Any, Final, Literal, Protocol
 
 from airflow.providers.common.compat.sdk import AirflowFailException, ObjectStoragePath
@@ -104,10 +108,83 @@ def storage_path(path: Any, conn_id: str | None) -> Any:
         ) from None
 
 
-def temporary_for(target: Any) -> Any:
+#: How long an export's temporary file may go without a write before an export of another task
+#: removes it as abandoned. A live export writes its file once per page of calls (the longest gap
+#: is one page's recordings copied); a day is far beyond that.
+ABANDONED_AFTER: Final = timedelta(days=1)
+#: What an export's temporary file's name starts with, and the marker of a temporary file.
+EXPORT_TEMPORARY: Final = ".calls_"
+PART: Final = ".part-"
+
+
+def temporary_for(target: Any, writer: str | None = None) -> Any:
     """Where a file is written before it is renamed to ``target``: beside it, hidden, and unique to
-    this writer (two workers writing the same file at once never share one)."""
-    return target.parent / f".{target.name}.part-{uuid.uuid4().hex[:12]}"
+    this writer (two workers writing the same file at once never share one). ``writer``
+    (:func:`writer_key`) names the task that writes it, for :func:`sweep_temporaries`."""
+    owner = f"{writer}-" if writer else ""
+    return target.parent / f".{target.name}{PART}{owner}{uuid.uuid4().hex[:12]}"
+
+
+def writer_key(context: Mapping[str, Any]) -> str | None:
+    """The task instance writing (dag, task, run, map index) as 12 hex digits, or ``None`` outside
+    a task run. Airflow runs one try of a task instance at a time, so when a try starts, whatever
+    an earlier try of the same task instance left is abandoned."""
+    ti = context.get("ti") or context.get("task_instance")
+    if ti is None:
+        return None
+    parts = (getattr(ti, name, "") for name in ("dag_id", "task_id", "run_id", "map_index"))
+    return hashlib.sha256("\0".join(map(str, parts)).encode()).hexdigest()[:12]
+
+
+def _modified(path: Any) -> datetime | None:
+    """When ``path`` was last written, when its store says (local, S3, GCS, Azure), else None."""
+    try:
+        info = path.fs.info(path.path)
+    except (OSError, ValueError):  # gone already (another sweep), or a store that cannot say
+        return None
+    for field in ("mtime", "LastModified", "updated", "last_modified"):
+        value = info.get(field)
+        if isinstance(value, int | float) and value > 0:
+            return datetime.fromtimestamp(value, UTC)
+        if isinstance(value, datetime):
+            return value if value.tzinfo else value.replace(tzinfo=UTC)
+        if isinstance(value, str) and (parsed := _iso_or_none(value)) is not None:
+            return parsed
+    return None
+
+
+def _iso_or_none(text: str) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def sweep_temporaries(folder: Any, writer: str | None, now: datetime | None = None) -> list[str]:
+    """Remove the export temporary files in ``folder`` that no export is writing any more: those of
+    ``writer`` (this task instance: an earlier try that was killed) and those not written to for
+    :data:`ABANDONED_AFTER`. A store that cannot say when a file was written keeps it. Returns
+    the names removed."""
+    if not folder.is_dir():
+        return []
+    now = now or datetime.now(UTC)
+    mine = f"{PART}{writer}-" if writer else None
+    removed = []
+    for path in folder.iterdir():
+        name = path.name
+        if not (name.startswith(EXPORT_TEMPORARY) and PART in name):
+            continue
+        if not (mine and mine in name):
+            written = _modified(path)
+            if written is None or now - written < ABANDONED_AFTER:
+                continue
+        try:
+            path.unlink()
+        except FileNotFoundError:  # another export swept it first
+            continue
+        removed.append(name)
+    return removed
 
 
 def stamp(value: datetime) -> str:
@@ -178,9 +255,9 @@ class Committing:
     """A file written under a temporary name next to ``target`` and renamed over it on
     :meth:`commit`; :meth:`abort` removes the temporary file. ``target`` is an ObjectStoragePath."""
 
-    def __init__(self, target: Any, fmt: Format) -> None:
+    def __init__(self, target: Any, fmt: Format, writer: str | None = None) -> None:
         self.target = target
-        self.temporary = temporary_for(target)
+        self.temporary = temporary_for(target, writer)
         target.parent.mkdir(parents=True, exist_ok=True)
         out = self.temporary.open("wb")
         self.writer: Writer = _Parquet(out) if fmt == "parquet" else _JsonLines(out)

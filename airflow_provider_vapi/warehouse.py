@@ -1,8 +1,9 @@
 """``LoadCallsOperator``: export files into a table of any Airflow SQL connection, one row per call.
 
 The table is :mod:`~.call_rows`' row, keyed by call id. Loading is an upsert that never goes back
-in time: a row is replaced only by a version of the call at least as new (``updated_at``), so a
-file loaded twice changes nothing, and an old file loaded after a newer one (a late backfill)
+in time and never rewrites a row with itself: a row is replaced only by a version of the call at
+least as new (``updated_at``) whose content differs, so a file loaded twice changes nothing (and
+the load's ``changed`` counts 0), and an old file loaded after a newer one (a late backfill)
 cannot undo it. One transaction per load: a failure halfway leaves the table as it was.
 
 Bad input fails the task before the database is reached (``AirflowFailException``, not retried):
@@ -99,19 +100,28 @@ def create_table_sql(
     return f"CREATE TABLE IF NOT EXISTS {table} (\n  " + ",\n  ".join(lines) + "\n)"
 
 
+#: The null-safe "differs" of each dialect (SQLite has ``IS NOT``; ``IS DISTINCT FROM`` only from 3.39).
+DIFFERS: Final[dict[str, str]] = {"postgresql": "IS DISTINCT FROM", "sqlite": "IS NOT"}
+
+
 def upsert_sql(
     table: str,
     placeholder: str,
     names: Sequence[str] = COLUMN_NAMES,
     key: Sequence[str] = ("id",),
     newest_wins: bool = True,
+    dialect: str = "sqlite",
 ) -> str:
     """One row's upsert (PostgreSQL 9.5+, SQLite 3.24+); ``newest_wins``: only by a row whose
-    ``updated_at`` is at least the stored one's."""
+    ``updated_at`` is at least the stored one's and whose content differs from it, so the
+    statement's row count is the rows that changed."""
     values = ", ".join([placeholder] * len(names))
-    updates = ", ".join(f"{c} = excluded.{c}" for c in names if c not in key)
+    columns = [c for c in names if c not in key]
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns)
+    differs = DIFFERS.get(dialect, DIFFERS["postgresql"])
+    changed = " OR ".join(f"{table}.{c} {differs} excluded.{c}" for c in columns)
     guard = (
-        f" WHERE {table}.updated_at IS NULL OR excluded.updated_at >= {table}.updated_at"
+        f" WHERE ({table}.updated_at IS NULL OR excluded.updated_at >= {table}.updated_at) AND ({changed})"
         if newest_wins
         else ""
     )
@@ -211,6 +221,11 @@ class LoadCallsOperator(RenderingGate, BaseOperator):
     :param create_table: ``CREATE TABLE IF NOT EXISTS`` with the documented columns first.
     :param storage_conn_id: the Airflow connection for reading the files (``aws_default`` ...).
 
+    Returns ``{"table", "files", "rows", "changed"}``: ``rows`` read from the files, ``changed``
+    the rows inserted or updated (a row whose stored content is already the same is not; a file
+    loaded twice gives ``changed == 0`` the second time); ``None`` on databases loaded through
+    ``insert_rows``, which cannot tell.
+
     Text holding NUL characters is loaded with them removed (PostgreSQL cannot store U+0000), on
     every database alike; see :func:`.call_rows.storable`.
     """
@@ -253,7 +268,7 @@ class LoadCallsOperator(RenderingGate, BaseOperator):
         return {"table": table, "files": len(files), "rows": read, "changed": changed}
 
     def _upsert(self, hook: Any, table: str, dialect: str, rows: Iterable[dict[str, Any]]) -> tuple[int, int]:
-        sql = upsert_sql(table, hook.placeholder)
+        sql = upsert_sql(table, hook.placeholder, dialect=dialect)
         if dialect == "sqlite":
             rows = (as_text_times(row) for row in rows)
         create = create_table_sql(table, dialect) if self.create_table else None

@@ -15,6 +15,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_vapi.exceptions import VapiError
 from airflow_provider_vapi.operators import ExportCallsOperator
+from airflow_provider_vapi.skew import CLOCK_SKEW
 from tests.dag_runner import run_dag, states, xcom
 
 pytestmark = pytest.mark.usefixtures("vapi_conn")
@@ -99,14 +100,16 @@ def test_inbound_campaign_and_dashboard_calls_are_exported_and_can_be_filtered(v
 def test_no_secret_a_call_echoes_back_is_written(vapi_emulator, tmp_path):
     """Vapi repeats the request in the call, headers included: the file must not hold them."""
     secret = "Bearer sk-live-4f1c7e9a2b"
-    before = datetime.now(UTC) - timedelta(seconds=5)
     vapi_emulator.configure(speed=1000)
     call = vapi_emulator.create_call(
         assistantOverrides={"server": {"url": "https://crm.example.com/hook", "headers": {"Authorization": secret}}}
     )
     vapi_emulator.wait_for(call["id"], timeout=60)
     assert secret in json.dumps(vapi_emulator.call(call["id"]))  # the emulator does echo it
-    result = export(tmp_path, before, datetime.now(UTC))
+    # Moved past the settle margin, so that its window can be exported now.
+    vapi_emulator.backdate_call(call["id"], (CLOCK_SKEW + timedelta(minutes=1)).total_seconds())
+    now = datetime.now(UTC)
+    result = export(tmp_path, now - CLOCK_SKEW - timedelta(minutes=5), now - CLOCK_SKEW)
     assert result["calls"] == 1
     text = Path(result["path"]).read_text()
     assert secret not in text and "sk-live-4f1c7e9a2b" not in text
@@ -130,6 +133,8 @@ def test_bad_parameters_fail_before_any_request(vapi_emulator, tmp_path):
     vapi_emulator.clear_requests()
     with pytest.raises(AirflowFailException, match="updated_after must be before"):
         export(tmp_path, DAY, DAY)
+    with pytest.raises(AirflowFailException, match="updated_after must be before"):
+        export(tmp_path, DAY + timedelta(hours=1), DAY)
     with pytest.raises(AirflowFailException, match="is not a date and time"):
         export(tmp_path, "yesterday", DAY)  # type: ignore[arg-type]
     with pytest.raises(AirflowFailException, match="no data interval"):
@@ -145,11 +150,16 @@ def test_bad_parameters_fail_before_any_request(vapi_emulator, tmp_path):
     assert vapi_emulator.requests() == []
 
 
-def test_a_window_reaching_into_the_future_is_cut_at_now(vapi_emulator, tmp_path):
-    vapi_emulator.seed_calls(5, datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC) - timedelta(minutes=1))
-    result = export(tmp_path, datetime.now(UTC) - timedelta(hours=2), datetime.now(UTC) + timedelta(days=1))
-    assert result["calls"] == 5
-    assert datetime.fromisoformat(result["updated_before"].replace("Z", "+00:00")) <= datetime.now(UTC)
+def test_a_window_reaching_into_the_future_is_refused_not_cut(vapi_emulator, tmp_path):
+    """A window is never cut at now (a second run would write the rest under a second name): one
+    ending more than the skew margin ahead is refused, naming when it can be exported."""
+    now = datetime.now(UTC)
+    vapi_emulator.seed_calls(5, now - timedelta(hours=1), now - timedelta(minutes=1))
+    vapi_emulator.clear_requests()
+    with pytest.raises(AirflowFailException, match=r"updated_before=.* is in the future.*settled: from "):
+        export(tmp_path, now - timedelta(hours=2), now + timedelta(days=1))
+    assert vapi_emulator.requests() == []
+    assert list(tmp_path.iterdir()) == []
 
 
 BACKFILL = """

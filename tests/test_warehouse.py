@@ -14,6 +14,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException, BaseHook
 
 from airflow_provider_vapi.call_rows import COLUMN_NAMES
 from airflow_provider_vapi.operators import ExportCallsOperator, LoadCallsOperator
+from airflow_provider_vapi.skew import CLOCK_SKEW
 
 pytestmark = pytest.mark.usefixtures("vapi_conn")
 
@@ -69,14 +70,16 @@ def test_an_older_export_loaded_after_a_newer_one_changes_nothing(vapi_emulator,
     and then (a late backfill) the earlier one keeps the later version."""
     # Every bound minutes away from the moment of the change, and the changed call named by the id
     # the seeding returned: nothing else in the emulator, and no slow step, can move the result.
-    start = datetime.now(UTC) - timedelta(minutes=10)
+    # Each window has settled (ended more than CLOCK_SKEW ago): the change is moved back past it.
+    start = datetime.now(UTC) - timedelta(minutes=40)
     changed = vapi_emulator.seed_calls(3, start, start + timedelta(minutes=1), ids=True)["ids"][0]
     middle = start + timedelta(minutes=5)
     old = export(tmp_path / "old", start, middle)
     with vapi_emulator.client() as http:
         patched = http.patch(f"/call/{changed}", json={"name": "renamed"})
     assert patched.status_code == 200
-    new = export(tmp_path / "new", middle, datetime.now(UTC) + timedelta(minutes=5))
+    vapi_emulator.backdate_call(changed, (CLOCK_SKEW + timedelta(minutes=5)).total_seconds())
+    new = export(tmp_path / "new", middle, datetime.now(UTC) - CLOCK_SKEW)
     assert new["calls"] == 1, (patched.json()["updatedAt"], new)
     newer = json.loads(Path(new["path"]).read_text())["updatedAt"]
     load(new)

@@ -20,6 +20,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException, BaseHook
 from airflow_provider_vapi.call_rows import COLUMN_NAMES
 from airflow_provider_vapi.exceptions import VapiInvalidRequestError
 from airflow_provider_vapi.operators import LoadCampaignContactsOperator
+from airflow_provider_vapi.skew import CLOCK_SKEW
 from airflow_provider_vapi.warehouse import dialect_of
 from tests.test_warehouse import export, load, query, warehouse  # noqa: F401 (the fixture)
 
@@ -31,7 +32,8 @@ SCHEMA = {"type": "object", "properties": {"note": {"type": "string"}}}
 
 def nul_call(emu: Any) -> dict[str, Any]:
     """An ended inbound call with NUL in its customer's name, transcript, analysis, a structured
-    output (its name and result), metadata (a key and a value); moved a minute into the past."""
+    output (its name and result), metadata (a key and a value); moved a minute past the settle
+    margin into the past (its window can be exported now)."""
     output = emu.create_structured_output("probe\x00name", SCHEMA)
     call = emu.inject_inbound_call(
         "+15550101000",
@@ -45,17 +47,17 @@ def nul_call(emu: Any) -> dict[str, Any]:
             "artifactPlan": {"structuredOutputIds": [output["id"]]},
         },
     )
-    return emu.backdate_call(call["id"], 60)
+    return emu.backdate_call(call["id"], (CLOCK_SKEW + timedelta(minutes=1)).total_seconds())
 
 
 def seed_recent(emu: Any, count: int) -> None:
     now = datetime.now(UTC)
-    emu.seed_calls(count, now - timedelta(minutes=30), now - timedelta(minutes=2))
+    emu.seed_calls(count, now - CLOCK_SKEW - timedelta(minutes=30), now - CLOCK_SKEW - timedelta(minutes=2))
 
 
 def export_recent(path: Path, **kwargs: Any) -> dict[str, Any]:
     now = datetime.now(UTC)
-    return export(path, now - timedelta(hours=1), now, **kwargs)
+    return export(path, now - CLOCK_SKEW - timedelta(hours=1), now - CLOCK_SKEW, **kwargs)
 
 
 def rows(table: str) -> list[dict[str, Any]]:

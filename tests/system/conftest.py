@@ -109,6 +109,7 @@ def deployment(airflow: AirflowDeployment, emulator: Emulator) -> AirflowDeploym
         emulator.start()
     emulator.handle.clear_faults()
     emulator.handle.configure(speed=EMULATOR_SPEED)
+    emulator.handle.set_clock_offset(0.0)  # a test may have skewed Vapi's clock
     for name in AirflowDeployment.COMPONENTS:
         if not airflow.components[name].alive():
             airflow.start_component(name)

@@ -53,6 +53,8 @@ HOOK_URL = "https://hooks.example.com/vapi"
 #: The export folder, under the deployment's home (``VAPI_SYSTEM_HOME``).
 EXPORT_FOLDER = "canary-export"
 WAREHOUSE_TABLE = "canary_calls"
+#: Vapi's clock in this test, seconds (the export's window must have settled: see ``export``).
+VAPI_CLOCK_OFFSET = -12 * 60.0
 POLL = 0.5
 
 
@@ -302,8 +304,10 @@ with DAG(
     export = ExportCallsOperator(
         task_id="export",
         path=os.path.join(os.environ.get("VAPI_SYSTEM_HOME", "/tmp"), EXPORT_FOLDER),
-        updated_after="{{ dag_run.start_date.isoformat() }}",
-        updated_before="2100-01-01T00:00:00+00:00",  # cut at now
+        # A settled window (it ended CLOCK_SKEW ago) holding this run's calls: the test runs Vapi's
+        # clock VAPI_CLOCK_OFFSET behind, so they are stamped before the window's end.
+        updated_after="{{ (dag_run.start_date - macros.timedelta(minutes=30)).isoformat() }}",
+        updated_before="{{ (macros.datetime.utcnow() - macros.timedelta(minutes=10, seconds=30)).isoformat() }}",
         format="jsonl",
     )
     load = LoadCallsOperator(
