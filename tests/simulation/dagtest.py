@@ -36,7 +36,9 @@ def rows_for(dag_id: str) -> list[Any]:
 class _Simulated:
     """Runs the operator's own ``execute`` with its hook's client on the try's faulty transport."""
 
-    def execute(self, context: Any) -> Any:
+    def execute(self, context: Any, **sentinel: Any) -> Any:
+        # ``sentinel``: Airflow 2.11's ExecutorSafeguard passes its key to ``execute``, for the
+        # operator's own (wrapped) ``execute`` below.
         ti = context["ti"]
         run = RUNS[ti.dag_id]
         map_index = max(int(getattr(ti, "map_index", -1) or 0), 0)
@@ -47,7 +49,7 @@ class _Simulated:
         outcome = Outcome(try_number, False)
         clear_number = getattr(context.get("dag_run"), "clear_number", None)
         try:
-            value = super().execute(context)  # type: ignore[misc]
+            value = super().execute(context, **sentinel)  # type: ignore[misc]
         except WorkerKilled as exc:
             outcome.error = f"killed ({exc})"
             raise RuntimeError(f"the worker died ({exc})") from None

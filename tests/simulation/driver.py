@@ -56,6 +56,18 @@ def connection(emu: Any, schedule: Schedule, conn_id: str) -> str:
     return conn_id
 
 
+def _executor_safeguard_in_this_thread() -> None:
+    """Airflow 2.11's ``ExecutorSafeguard`` keeps its callers in a thread-local set up only in the
+    importing thread; a schedule's tries run in threads of their own (Airflow 3 has no such guard)."""
+    try:
+        from airflow.models.baseoperator import ExecutorSafeguard
+    except ImportError:
+        return
+    sentinel = getattr(ExecutorSafeguard, "_sentinel", None)
+    if sentinel is not None and not hasattr(sentinel, "callers"):
+        sentinel.callers = {}
+
+
 #: The creates a frozen worker is never frozen inside (see ``two_workers``).
 _CREATES = frozenset({("POST", "/call"), ("POST", "/v2/campaign")})
 
@@ -250,6 +262,7 @@ class Run:
         op = self.operator(try_set, map_index, local_try)
         transport = self.instrument(op, fate, on_request)
         context = self.context(map_index, try_number)
+        _executor_safeguard_in_this_thread()
         try:
             value = op.execute(context)
         except WorkerKilled as exc:
