@@ -43,6 +43,8 @@ class CallPlan:
     redials: dict[str, str] = field(default_factory=dict)
     #: A mapped task instance: the other map indexes' persons are not this list's.
     mapped: bool = False
+    #: The task's ``dedupe_key`` (part of each person, :mod:`.persons`).
+    dedupe_key: Any = None
 
     @property
     def batch(self) -> bool:
@@ -89,7 +91,7 @@ def plan_calls(
 ) -> CallPlan:
     """Each person of ``request`` and the call this dag run's task already has for them, if any."""
     index = getattr(context["ti"], "map_index", -1)
-    plan = CallPlan(request, task_key(context), tokens(request, dedupe_key))
+    plan = CallPlan(request, task_key(context), tokens(request, dedupe_key), dedupe_key=dedupe_key)
     plan.mapped = isinstance(index, int) and index >= 0
     claim_try(context)
     if not may_have_earlier(context):
@@ -151,7 +153,7 @@ def place_planned(
     part = plan.request.model_copy(update={"customers": [plan.request.customers[i] for i in positions]})
     answer = hook.create_call(part, idempotency_key=plan.scope, person_tokens=tokens_sent)
     assert isinstance(answer, CallBatchResponse)
-    new = {person_of_call: c for c in answer.results if (person_of_call := _person(plan, c))}
+    new = match(answer.results, plan.scope, plan.keys, key_of, plan.dedupe_key).found
     calls = [new.get(k) or plan.earlier.found.get(k) for k in plan.keys]
     return [c for c in calls if c is not None], answer.errors
 
@@ -160,8 +162,3 @@ def _sent_token(plan: CallPlan, position: int) -> str:
     key = plan.keys[position]
     redial = plan.redials.get(key)
     return redial[len(plan.scope) + 1 :] if redial else plan.people[position]
-
-
-def _person(plan: CallPlan, call: Call) -> str | None:
-    found = match([call], plan.scope, plan.keys, key_of)
-    return next(iter(found.found), None)

@@ -22,10 +22,9 @@ import os
 _BREAK = os.environ.get("VAPI_SYSTEM_BREAK", "")
 
 if _BREAK == "skip_idempotency_lookup":
-    from airflow_provider_vapi import idempotency
+    from airflow_provider_vapi.idempotency import place
 
-    idempotency.earlier_calls = lambda *args, **kwargs: []
-    idempotency.settle_earlier_creates = lambda *args, **kwargs: []
+    place.may_have_earlier = lambda context: False  # every try plans as a fresh run's first
 elif _BREAK == "blind_create_retry":
     from airflow_provider_vapi.idempotency import create
 
