@@ -90,7 +90,7 @@ def _dealt(order: Sequence[int], shift: int) -> None:
     assume(FIXED or list(order) != sorted(order) or shift != 0)
 
 
-_CAMPAIGN_TAG = re.compile(r" \[af:[0-9a-f]{12}\]$")
+_CAMPAIGN_TAG = re.compile(r" \[af:[0-9a-f]{12}(\.\d+)?\]$")
 
 
 @dataclass

@@ -31,7 +31,7 @@ import os
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from airflow.providers.common.compat.sdk import DAG
+from airflow.providers.common.compat.sdk import DAG, task
 
 from airflow_provider_vapi.emulator.constants import ASSISTANT_ID, PHONE_NUMBER_ID
 from airflow_provider_vapi.operators import (
@@ -53,8 +53,8 @@ HOOK_URL = "https://hooks.example.com/vapi"
 #: The export folder, under the deployment's home (``VAPI_SYSTEM_HOME``).
 EXPORT_FOLDER = "canary-export"
 WAREHOUSE_TABLE = "canary_calls"
-#: Vapi's clock in this test, seconds (the export's window must have settled: see ``export``).
-VAPI_CLOCK_OFFSET = -12 * 60.0
+#: How far the run's calls are moved into the past before the export (see ``age_the_calls``).
+CALLS_AGE = 30 * 60.0
 POLL = 0.5
 
 
@@ -301,16 +301,29 @@ with DAG(
         poll_interval=POLL,
     )
 
+    @task
+    def age_the_calls() -> int:
+        """TEST STEP, not an example: move this run's calls :data:`CALLS_AGE` seconds into the past
+        (the emulator's admin API), so that the export's window, which must have settled (ended
+        CLOCK_SKEW ago), holds them."""
+        from airflow_provider_vapi.emulator.client import EmulatorHandle
+
+        numbers = {PLACE_CUSTOMER, *MAPPED_CUSTOMERS, *CAMPAIGN_CUSTOMERS}
+        handle = EmulatorHandle(os.environ["VAPI_EMULATOR_URL"])
+        mine = [c["id"] for c in handle.calls() if (c.get("customer") or {}).get("number") in numbers]
+        for call_id in mine:
+            handle.backdate_call(call_id, CALLS_AGE)
+        return len(mine)
+
     export = ExportCallsOperator(
         task_id="export",
         path=os.path.join(os.environ.get("VAPI_SYSTEM_HOME", "/tmp"), EXPORT_FOLDER),
-        # A settled window (it ended CLOCK_SKEW ago) holding this run's calls: the test runs Vapi's
-        # clock VAPI_CLOCK_OFFSET behind, so they are stamped before the window's end.
-        updated_after="{{ (dag_run.start_date - macros.timedelta(minutes=30)).isoformat() }}",
-        updated_before="{{ (macros.datetime.utcnow() - macros.timedelta(minutes=10, seconds=30)).isoformat() }}",
+        # A settled window holding this run's (aged) calls.
+        updated_after="{{ (dag_run.start_date - macros.timedelta(hours=1)).isoformat() }}",
+        updated_before="{{ (dag_run.start_date - macros.timedelta(minutes=10)).isoformat() }}",
         format="jsonl",
     )
     load = LoadCallsOperator(
         task_id="load", source=export.output, conn_id="vapi_warehouse", table=WAREHOUSE_TABLE
     )
-    [wait, mapped_place, campaign] >> export
+    [wait, mapped_place, campaign] >> age_the_calls() >> export
