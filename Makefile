@@ -11,7 +11,7 @@ COMPAT_AIRFLOW ?= 2.11.0
 COMPAT_VENV := .venv-airflow$(COMPAT_AIRFLOW)
 COMPAT_STAMP := $(COMPAT_VENV)/.installed
 
-.PHONY: install demo test test-fast test-system test-distributed test-compat lint bench emulator clean
+.PHONY: install demo test test-fast test-system test-distributed test-compat lint bench emulator clean chaos mutate
 
 install: $(STAMP)
 
@@ -74,6 +74,22 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	@for b in benchmarks/[!_]*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# The fault simulation beyond CI's fixed seeds (tests/simulation): SEEDS=N random seeds from a
+# random start (START=s to pick it), or SEED=n to replay one failing schedule (seeds from 100000 go
+# through dag.test(), as CI's do; DAG_TEST=1 sends every seed there).
+SEEDS ?= 500
+chaos: $(STAMP)
+	$(PY) -m tests.simulation $(if $(SEED),--seed $(SEED),--seeds $(SEEDS) $(if $(START),--start $(START))) \
+		$(if $(DAG_TEST),--dag-test) --lanes $(or $(LANES),4)
+
+# Mutation testing of the retry-safety guarantees (idempotency/, skew.py, the export window rule)
+# against the fast tests: scripts/mutate.py prints the score per module and every survivor, and
+# fails under 90%. Not in CI (hours on two cores). mutmut is installed here, never by the dev extra.
+# MUTANTS='airflow_provider_vapi.skew.*' runs only those mutants; MAX_CHILDREN=1 runs one worker.
+mutate: $(STAMP)
+	$(VENV)/bin/uv pip install -q --python $(PY) mutmut==3.8.1
+	$(PY) scripts/mutate.py --markdown test-results/mutation.md $(if $(MAX_CHILDREN),--max-children $(MAX_CHILDREN)) $(MUTANTS)
 
 emulator: $(STAMP)
 	$(VENV)/bin/vapi-emulator

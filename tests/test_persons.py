@@ -217,3 +217,36 @@ def test_a_campaign_tagged_before_the_person_rule_keeps_its_task_instance() -> N
 
     ctx = context(map_index=2)
     assert legacy_marker(ctx) == marker("d/r/t/2") != marker(campaign_key(ctx))
+
+
+def test_a_key_is_carried_only_up_to_a_separator() -> None:
+    """Task ``callX`` is not task ``call``: after the key only a person, a redial, or an old-form
+    map index or batch position may follow."""
+    for other in ("d/r/tX", "d/r/tX|abc", "d/r/t-2", "d/r/t.1"):
+        assert not carries_key(other, "d/r/t"), other
+
+
+def test_the_key_is_read_back_from_every_place_vapi_echoes_it() -> None:
+    meta = {"metadata": {"airflowIdempotencyKey": "k"}}
+    places = [
+        {"assistantOverrides": meta},
+        {"squadOverrides": meta},
+        {"customer": {"number": A, "assistantOverrides": meta}},
+        {"customer": {"number": A, "squadOverrides": meta}},
+        {"workflowOverrides": {"variableValues": {"airflowIdempotencyKey": "k"}}},
+    ]
+    for place in places:
+        assert key_of(Call.model_validate({"id": "c", **place})) == "k", place
+    assert key_of(Call.model_validate({"id": "c", "assistantOverrides": {"metadata": {"other": 1}}})) is None
+
+
+def test_a_saved_customers_call_is_that_customers_and_no_one_elses() -> None:
+    from airflow_provider_vapi.idempotency import same_person
+
+    request = CreateCallRequest.from_payload(
+        {"assistantId": "a", "phoneNumberId": "p", "customerId": "cus_1"}
+    )
+    assert same_person(Call.model_validate({"id": "c", "customerId": "cus_1"}), request)
+    assert not same_person(Call.model_validate({"id": "c", "customerId": "cus_2"}), request)
+    assert not same_person(_call("c", None, A), single(B))
+    assert same_person(_call("c", None, "+1 415 555 0102"), single(B)), "one number written two ways"
