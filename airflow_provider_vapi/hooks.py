@@ -28,6 +28,7 @@ from airflow_provider_vapi.ids import path_segment
 from airflow_provider_vapi.links import dashboard_url
 from airflow_provider_vapi.models import Call, CallBatchResponse, CreateCallRequest
 from airflow_provider_vapi.paging import PAGE_MAX, Window, iso, parse_ts
+from airflow_provider_vapi.resources import SavedResources
 from airflow_provider_vapi.retries import RetryPolicy
 from airflow_provider_vapi.secrets import find_secret_values, mask
 from airflow_provider_vapi.skew import looking_back
@@ -44,7 +45,7 @@ from airflow_provider_vapi.transport import (
 T = TypeVar("T")
 
 
-class VapiHook(BaseHook):
+class VapiHook(SavedResources, BaseHook):
     """Talk to Vapi's call API with the API key of an Airflow connection.
 
     The connection (type ``vapi``): **password** is the Vapi private API key; **host** is the base
@@ -294,13 +295,10 @@ class VapiHook(BaseHook):
 
         :param request: a ``CreateCallRequest`` or Vapi's camelCase body (validated here, before
             anything is sent; payloads written for the older API are upgraded with a warning).
-        :param idempotency_key: written into the call's metadata; give a stable one (the operator
-            derives it from the dag run, the task and the person called) so that a *retry of the
-            task* finds its call too. A random one is used when omitted. A batch's customers carry
-            ``<key>|<person>`` (:mod:`airflow_provider_vapi.idempotency.persons`); a batch of more
-            than 500 customers is sent in parts of at most 500 (a lost answer stays resolvable).
-        :param person_tokens: a batch's person tokens, one per customer (default: computed from the
-            customers; the operator passes them when it sends part of a list).
+        :param idempotency_key: written into the call's metadata (random when omitted); a batch's
+            customers carry ``<key>|<person>`` (:mod:`~airflow_provider_vapi.idempotency.persons`) and
+            go out in parts of at most 500. The operator derives it from the dag run and task.
+        :param person_tokens: a batch's person tokens, one per customer (default: from the customers).
         :returns: the ``Call``, or a ``CallBatchResponse`` for a batch.
         :raises VapiInvalidRequestError: the request breaks a rule; nothing was sent.
         """
@@ -401,31 +399,7 @@ class VapiHook(BaseHook):
         API key is never sent to the storage host (:mod:`~.downloads`)."""
         return self._recordings.download(call_id, kind, sinks)
 
-    # -- other resources ------------------------------------------------------------------------
-
-    def _list_op(self, path: str, limit: int | None) -> Op[list[dict[str, Any]]]:
-        params = {"limit": limit} if limit else None
-        return (yield from self._read_op(Send("GET", path, params=params), list[dict[str, Any]]))
-
-    def list_assistants(self, limit: int | None = None) -> list[dict[str, Any]]:
-        """The account's assistants (raw JSON objects)."""
-        return self._run(self._list_op("/assistant", limit))
-
-    async def alist_assistants(self, limit: int | None = None) -> list[dict[str, Any]]:
-        return await self._arun(self._list_op("/assistant", limit))
-
-    def _get_op(self, route: str, param: str, value: str) -> Op[dict[str, Any]]:
-        """``GET {route}/{value}``, ``value`` checked as a Vapi id first (:mod:`~.ids`)."""
-        step = Send("GET", f"{route}/{path_segment(value, param)}")
-        return (yield from self._read_op(step, dict[str, Any]))
-
-    def get_assistant(self, assistant_id: str) -> dict[str, Any]:
-        """One saved assistant (raw JSON): its ``artifactPlan`` and ``analysisPlan`` say which
-        results its calls get."""
-        return self._run(self._get_op("/assistant", "assistant_id", assistant_id))
-
-    async def aget_assistant(self, assistant_id: str) -> dict[str, Any]:
-        return await self._arun(self._get_op("/assistant", "assistant_id", assistant_id))
+    # -- structured outputs --------------------------------------------------------------------
 
     def get_structured_output(self, structured_output_id: str) -> dict[str, Any]:
         """One saved structured output (raw JSON: ``name``, ``schema``, ``updatedAt`` ...)."""
@@ -436,13 +410,6 @@ class VapiHook(BaseHook):
         twice: an answer lost in flight raises :class:`~.exceptions.VapiRunUnresolvedError` (the
         run may be under way; :mod:`airflow_provider_vapi.extraction` waits to see)."""
         return self._run(extraction.submit_op(self, body))
-
-    def list_phone_numbers(self, limit: int | None = None) -> list[dict[str, Any]]:
-        """The account's phone numbers (raw JSON objects)."""
-        return self._run(self._list_op("/phone-number", limit))
-
-    async def alist_phone_numbers(self, limit: int | None = None) -> list[dict[str, Any]]:
-        return await self._arun(self._list_op("/phone-number", limit))
 
     def test_connection(self) -> tuple[bool, str]:
         """Cheap and read-only: list one assistant. Used by the UI's Test button and the CLI."""

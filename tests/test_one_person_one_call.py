@@ -37,6 +37,31 @@ def body(emu: Any, numbers: list[str]) -> dict[str, Any]:
     }
 
 
+def run_dying_once(dag_id: str, task_id: str, emu: Any, params: str) -> Any:
+    """``dag.test()`` a PlaceCallOperator (``params``: its extra arguments, source text) whose try 1
+    dies after placing, before the ids are saved or anything is reported; it has one retry."""
+    return run_dag(
+        dag_id,
+        f"""
+        class DiesAfterPlacing(PlaceCallOperator):
+            def _remember(self, context, call_ids, batch):
+                if context["ti"].try_number == 1:
+                    raise RuntimeError("worker died before the call ids were saved")
+                super()._remember(context, call_ids, batch)
+
+        with DAG({dag_id!r}, start_date=datetime(2026, 1, 1), schedule=None) as dag:
+            DiesAfterPlacing(
+                task_id={task_id!r},
+                assistant_id={emu.assistant_id!r},
+                phone_number_id={emu.phone_number_id!r},
+                {params},
+                retries=1,
+                retry_delay=timedelta(seconds=0),
+            )
+        """,
+    )
+
+
 @pytest.fixture
 def conn(vapi_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> str:
     """``vapi_default`` with a short settle, so that a lost answer is resolved in seconds."""
@@ -89,26 +114,7 @@ def test_a_retry_finds_its_call_when_vapis_clock_is_behind(conn: str, vapi_emula
     before the dag run began (by Airflow's clock). The retry must still find it."""
     emu = vapi_emulator
     emu.set_clock_offset(BEHIND)
-    dag_run = run_dag(
-        "skewed_retry",
-        f"""
-        class DiesAfterPlacing(PlaceCallOperator):
-            def _remember(self, context, call_ids, batch):
-                if context["ti"].try_number == 1:
-                    raise RuntimeError("worker died before the call id was saved")
-                super()._remember(context, call_ids, batch)
-
-        with DAG("skewed_retry", start_date=datetime(2026, 1, 1), schedule=None) as dag:
-            DiesAfterPlacing(
-                task_id="call",
-                assistant_id={emu.assistant_id!r},
-                phone_number_id={emu.phone_number_id!r},
-                customer="+14156000002",
-                retries=1,
-                retry_delay=timedelta(seconds=0),
-            )
-        """,
-    )
+    dag_run = run_dying_once("skewed_retry", "call", emu, 'customer="+14156000002"')
     assert states(dag_run) == {("call", -1): "success"}
     assert tries(dag_run) == {("call", -1): 2}
     assert per_number(emu) == Counter({"+14156000002": 1}), "the retry re-attached, it did not dial again"
@@ -164,25 +170,8 @@ def test_a_refused_customer_keeps_failing_the_task_after_a_retry(conn: str, vapi
     turned green: the refused person was silently never called. Now the retry asks Vapi again for
     every person without a call: the refusal stands, so the task fails again, naming who."""
     emu = vapi_emulator
-    dag_run = run_dag(
-        "refusal_retried",
-        f"""
-        class DiesBeforeReporting(PlaceCallOperator):
-            def _remember(self, context, call_ids, batch):
-                if context["ti"].try_number == 1:
-                    raise RuntimeError("worker died before the refusal was reported")
-                super()._remember(context, call_ids, batch)
-
-        with DAG("refusal_retried", start_date=datetime(2026, 1, 1), schedule=None) as dag:
-            DiesBeforeReporting(
-                task_id="batch",
-                assistant_id={emu.assistant_id!r},
-                phone_number_id={emu.phone_number_id!r},
-                customers=["+14156000021", {{"sipUri": "", "name": "Refused"}}],
-                retries=1,
-                retry_delay=timedelta(seconds=0),
-            )
-        """,
+    dag_run = run_dying_once(
+        "refusal_retried", "batch", emu, 'customers=["+14156000021", {"sipUri": "", "name": "Refused"}]'
     )
     assert states(dag_run) == {("batch", -1): "failed"}, "the refusal still stands: the task fails"
     assert tries(dag_run) == {("batch", -1): 2}
@@ -204,25 +193,11 @@ def test_a_retried_batch_whose_list_changed_calls_each_person_once_and_reports_w
     is, and B's call is reported as left."""
     emu = vapi_emulator
     a, b, c = "+14156000031", "+14156000032", "+14156000033"
-    dag_run = run_dag(
+    dag_run = run_dying_once(
         "batch_moved",
-        f"""
-        class DiesAfterPlacing(PlaceCallOperator):
-            def _remember(self, context, call_ids, batch):
-                if context["ti"].try_number == 1:
-                    raise RuntimeError("worker died before the call ids were saved")
-                super()._remember(context, call_ids, batch)
-
-        with DAG("batch_moved", start_date=datetime(2026, 1, 1), schedule=None) as dag:
-            DiesAfterPlacing(
-                task_id="batch",
-                assistant_id={emu.assistant_id!r},
-                phone_number_id={emu.phone_number_id!r},
-                customers="{{{{ (ti.try_number == 1 and [{a!r}, {b!r}] or [{c!r}, {a!r}]) | tojson }}}}",
-                retries=1,
-                retry_delay=timedelta(seconds=0),
-            )
-        """,
+        "batch",
+        emu,
+        f'customers="{{{{ (ti.try_number == 1 and [{a!r}, {b!r}] or [{c!r}, {a!r}]) | tojson }}}}"',
     )
     assert states(dag_run) == {("batch", -1): "success"}
     assert per_number(emu) == Counter({a: 1, b: 1, c: 1}), "each person once"

@@ -62,14 +62,6 @@ def parser() -> argparse.ArgumentParser:
     _add_delay_options(p)
     _add_fault_options(p)
     p.add_argument(
-        "--clock-offset",
-        type=float,
-        default=0.0,
-        metavar="SECONDS",
-        help="run Vapi's clock this many seconds ahead of this machine's (negative: behind); every "
-        "timestamp and time filter uses it (default 0)",
-    )
-    p.add_argument(
         "--request-log-size",
         type=int,
         default=DEFAULT_REQUEST_LOG_SIZE,
@@ -110,7 +102,7 @@ def _add_delay_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_fault_options(p: argparse.ArgumentParser) -> None:
-    """The options of random fault injection."""
+    """The options of fault injection: random faults, and Vapi's clock skewed."""
     p.add_argument(
         "--fault-rate",
         default="",
@@ -125,6 +117,14 @@ def _add_fault_options(p: argparse.ArgumentParser) -> None:
         help="requests --fault-rate applies to, e.g. 'POST /call' or '/call*' (default: every Vapi route)",
     )
     p.add_argument("--fault-seed", type=int, default=None, help="seed of the random faults (repeatable runs)")
+    p.add_argument(
+        "--clock-offset",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="run Vapi's clock this many seconds ahead of this machine's (negative: behind); every "
+        "timestamp and time filter uses it (default 0)",
+    )
 
 
 def _runtime(args: argparse.Namespace) -> Any:

@@ -7,19 +7,8 @@ outputs and their runs in :mod:`.structured_outputs`, campaigns in :mod:`.campai
 record and its wire form in :mod:`.records`, the run-time settings in :mod:`.config`. Every public method reads the clock
 through :meth:`Engine.now` and applies every due event before it answers.
 
-Vapi's clock (:meth:`Engine.now`) is the wall clock plus ``clockOffsetSeconds`` (start-up option
-``clock_offset`` / ``--clock-offset``, or the admin config at run time; negative: Vapi's clock is
-behind the test's). It is the engine's only clock: every stamp (a call's ``createdAt``,
-``updatedAt``, ``startedAt``, ``endedAt``, message times, ``structuredOutputsLastUpdatedAt``; a
-campaign's; a structured output's; an assistant's), every time filter (they compare against those
-stamps), presigned URL expiry and ``schedulePlan`` windows (``earliestAt``/``latestAt``, judged on
-Vapi's clock as Vapi judges them) read it. The life cycle runs on it too, at ``speed``, as before.
-Changing the offset at run time moves Vapi's clock at once and shifts every pending step of a call's
-own timeline (queue, ring, talk, analysis, structured outputs) by the same amount
-(:meth:`.lifecycle.CallBook.shift`), so no call jumps ahead or stalls in its life cycle; stamps
-made before the change stay as they were, those made after it are on the new clock (as a real clock
-step would leave them: a call live across a backward step can end "before" it started). The admin
-request log's ``timestamp`` stays on the test's clock: it is the emulator's record, not Vapi's.
+Vapi's clock (:meth:`Engine.now`) is the wall clock plus ``clockOffsetSeconds``: every stamp and time
+filter reads it; a change shifts the calls' pending steps with it (:meth:`.lifecycle.CallBook.shift`).
 """
 
 from __future__ import annotations
@@ -144,8 +133,7 @@ class Engine:
         return rec
 
     def configure(self, changes: dict[str, Any]) -> None:
-        """Change run-time settings (camelCase keys of :meth:`EngineConfig.to_wire`); a new clock
-        offset shifts the calls' pending steps with it (see the module docstring)."""
+        """Change run-time settings (camelCase keys of :meth:`EngineConfig.to_wire`)."""
         with self._lock:
             self.advance()
             before = self.config.clock_offset_ms
