@@ -203,7 +203,7 @@ BUNDLES: Final[tuple[Bundle, ...]] = (
         Cell("workflow", lambda v, s: {"name": v, "nodes": []}),
         Cell("workflow_overrides", lambda v, s: {"variableValues": {"v": v}}),
         Cell("phone_number_id"), Cell("customer_id"), Cell("schedule_plan", lambda v, s: {"earliestAt": v}),
-        Cell("transport", lambda v, s: {"provider": v}), Cell("vapi_conn_id"),
+        Cell("transport", lambda v, s: {"provider": v}), Cell("vapi_conn_id"), Cell("dedupe_key"),
     )),
     # A sensor's id goes into the path it reads (GET /call/{id}): alone, so that a connection
     # that cannot be found never stops the request.

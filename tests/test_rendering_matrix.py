@@ -360,3 +360,14 @@ def test_the_plan_covers_the_matrix() -> None:
         assert {t.path for t in tasks} == set(RESOLVED_PATHS) and {t.form for t in tasks} == set(DATA_FORMS)
         assert len({t.task_id for t in tasks}) == len(tasks)
     assert AUTHOR_FORMS["ds"][1] == DS
+
+
+def test_every_templated_parameter_of_every_public_operator_has_a_cell() -> None:
+    """A templated parameter added to an operator joins the matrix, or this fails naming it."""
+    from airflow_provider_vapi import operators, sensors
+
+    for op in sorted({bundle.op for bundle in BUNDLES}):
+        cls = getattr(operators, op, None) or getattr(sensors, op)
+        cells = {cell.param for bundle in BUNDLES if bundle.op == op for cell in bundle.cells}
+        assert set(cls.template_fields) <= cells, f"{op}: no cell for {set(cls.template_fields) - cells}"
+    assert {b.op for b in BUNDLES} >= {*operators.__all__, "CallStatusSensor", "CampaignStatusSensor"}
