@@ -26,7 +26,7 @@ import hashlib
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -107,7 +107,11 @@ class Match:
 
 
 def match(
-    calls: Iterable[Call], scope: str, keys: Iterable[str], key_of: Any, dedupe_key: Any = None
+    calls: Iterable[Call],
+    scope: str,
+    keys: Iterable[str],
+    key_of: Callable[[Call], str | None],
+    dedupe_key: Any = None,
 ) -> Match:
     """Assign each call of ``scope`` (oldest first) to the person its key names.
 
