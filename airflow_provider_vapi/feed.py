@@ -19,7 +19,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import Callable, Container, Mapping
+from collections.abc import AsyncIterator, Callable, Container, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -48,6 +48,8 @@ class Listing:
     models: bool = True
     #: ``known(call_id, updated_at)``: the caller holds this state already, no model is needed.
     known: Callable[[str, datetime], bool] | None = None
+    #: Keep every ended call listed as a model, wanted or not (the call-event watchers' tap).
+    ended: bool = False
     calls: dict[str, Call] = field(default_factory=dict)
     ids: set[str] = field(default_factory=set)
     #: The newest ``updatedAt`` of any call listed, wanted or not (the watcher's cursor moves by it).
@@ -118,16 +120,22 @@ def _take(element: Any, wanted: Container[str], stamp_field: str, listing: Listi
         raise _unreadable(f"call {element['id']} without {stamp_field}")
     listing.listed += 1
     listing.note(stamp if stamp_field == "updatedAt" else parse_ts_or_none(element.get("updatedAt")))
-    if element["id"] in wanted:
+    is_wanted = element["id"] in wanted
+    every_ended = listing.ended and element.get("status") == "ended"
+    if not (is_wanted or every_ended):
+        return stamp
+    if is_wanted:
         listing.ids.add(element["id"])
-        if not listing.models or (listing.known is not None and listing.known(element["id"], stamp)):
-            return stamp
-        if element.get("status") != "ended":  # a live call: judged by its header alone
-            element = {key: element[key] for key in LIVE_KEYS if key in element}
-        try:
-            listing.keep(Call.model_validate(element))
-        except ValidationError as exc:
-            raise _unreadable(f"call {element['id']} is not a call: {exc.error_count()} problem(s)") from None
+    if not listing.models or (
+        not every_ended and listing.known is not None and listing.known(element["id"], stamp)
+    ):
+        return stamp
+    if element.get("status") != "ended":  # a live call: judged by its header alone
+        element = {key: element[key] for key in LIVE_KEYS if key in element}
+    try:
+        listing.keep(Call.model_validate(element))
+    except ValidationError as exc:
+        raise _unreadable(f"call {element['id']} is not a call: {exc.error_count()} problem(s)") from None
     return stamp
 
 
@@ -138,13 +146,14 @@ async def alist_wanted(
     *,
     models: bool = True,
     known: Callable[[str, datetime], bool] | None = None,
+    ended: bool = False,
 ) -> Listing:
     """Every call matching ``filters`` (``updatedAtGt``, ``createdAtGe`` ...), paged past 1,000, of
     which only those in ``wanted`` are kept, as models (``models=False``: their ids; none either for a
     state the caller says it already holds, by ``known(id, updatedAt)``: ``updatedAt`` windows only). Raises what the
     hook raises, :class:`~.paging.PagingError`, or :class:`~.exceptions.VapiResponseError` for a
-    garbage page."""
-    listing = Listing(models=models, known=known)
+    garbage page. ``ended``: every ended call listed is kept too (the call-event watchers' tap)."""
+    listing = Listing(models=models, known=known, ended=ended)
     windows = [Window.first({k: v for k, v in filters.items() if v is not None})]
     while windows:
         window = windows.pop()
@@ -156,4 +165,20 @@ async def alist_wanted(
     return listing
 
 
-__all__ = ["SLICE_SECONDS", "Listing", "alist_wanted", "decode_page"]
+async def aended_pages(hook: VapiHook, filters: Mapping[str, Any]) -> AsyncIterator[Listing]:
+    """The ended calls matching ``filters``, a :class:`Listing` per page as it arrives (a catch-up
+    after hours holds one page in memory, not the hours), paged past 1,000 like
+    :func:`alist_wanted`. ``newest`` of each page is the newest ``updatedAt`` on it."""
+    windows = [Window.first({k: v for k, v in filters.items() if v is not None})]
+    while windows:
+        window = windows.pop()
+        page = Listing(ended=True)
+        body = await hook.alist_calls_page(window.params())
+        page.requests += 1
+        stamps = await decode_page(body, (), window.field, page)
+        if len(stamps) >= PAGE_MAX:
+            windows.extend(window.split(stamps))
+        yield page
+
+
+__all__ = ["SLICE_SECONDS", "Listing", "aended_pages", "alist_wanted", "decode_page"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -155,3 +156,50 @@ class Subscription:
     def notify_health(self) -> None:
         """The watcher's poll failed (or it stopped): wake the trigger to re-judge :meth:`covered`."""
         self._changed.set()
+
+
+@dataclass(frozen=True)
+class FeedBatch:
+    """What one successful poll of the shared watcher listed, for a :class:`FeedTap`: the ended
+    calls, and the stretch of Vapi's ``updatedAt`` it covered: everything changed after ``since``
+    was listed, and every later poll starts after ``until`` (the watcher's cursor)."""
+
+    calls: tuple[Call, ...]
+    since: datetime
+    until: datetime
+
+
+class FeedTap:
+    """A reader of every ended call the shared watcher lists (the call-event watchers' way in).
+
+    Unlike a :class:`Subscription` it waits for no call in particular: each successful poll hands
+    it a :class:`FeedBatch`. It is the tap's job to notice a gap (a batch whose ``since`` is later
+    than what it has read, after a failure made the watcher start a new run) and to list the gap
+    itself.
+    """
+
+    def __init__(self, watcher: CallWatcher, interval: float) -> None:
+        self._watcher = watcher
+        self.interval = interval
+        self._batches: asyncio.Queue[FeedBatch] = asyncio.Queue()
+        self.closed = False
+
+    def deliver(self, batch: FeedBatch) -> None:
+        self._batches.put_nowait(batch)
+
+    async def next(self, timeout: float | None) -> FeedBatch | None:
+        """The next batch, or ``None`` after ``timeout`` seconds."""
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._batches.get()
+        except TimeoutError:
+            return None
+
+    def seen(self, newest: datetime | None) -> None:
+        """The tap's own listing showed Vapi's clock: the watcher may plan its first poll."""
+        self._watcher.note_seen(newest)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._watcher.untap(self)

@@ -275,7 +275,8 @@ class CallStatusTrigger(BaseTrigger):
             await hook.aclose()
 
 
-# Importable from here too, beside the call trigger (it lives with the other campaign modules).
+# Importable from here too, beside the call trigger (they live with their features).
+from airflow_provider_vapi.call_events.trigger import VapiCallEventTrigger  # noqa: E402
 from airflow_provider_vapi.campaigns.trigger import CampaignStatusTrigger  # noqa: E402
 
-__all__ = ["CallStatusTrigger", "CampaignStatusTrigger"]
+__all__ = ["CallStatusTrigger", "CampaignStatusTrigger", "VapiCallEventTrigger"]

@@ -31,6 +31,12 @@ Correctness rests on these rules:
   succeeds again delivers everything missed and the subscribers return to waiting. The last
   subscriber leaving stops the watcher.
 
+* **Call-event watchers read the same poll.** A :class:`FeedTap` (``VapiCallEventTrigger``'s way
+  in) gets every ended call each successful poll lists, with the stretch of ``updatedAt`` it
+  covered; the watcher keeps models of ended calls while a tap is attached, and runs while it
+  has a subscriber or a tap. A tap notices a gap itself (a poll whose stretch starts after what it
+  has read) and lists it on its own.
+
 Watchers are keyed by event loop as well as connection id: the triggerer runs one loop, tests and
 tools create many, and an ``httpx.AsyncClient`` belongs to the loop that created it.
 """
@@ -54,7 +60,7 @@ from airflow_provider_vapi.models import Call
 from airflow_provider_vapi.paging import PagingError
 from airflow_provider_vapi.results import AwaitedResults
 from airflow_provider_vapi.retries import RetryPolicy
-from airflow_provider_vapi.subscription import Subscription
+from airflow_provider_vapi.subscription import FeedBatch, FeedTap, Subscription
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +84,7 @@ class CallWatcher:
         self.vapi_conn_id = vapi_conn_id
         self.loop = loop
         self._subs: set[Subscription] = set()
+        self._taps: set[FeedTap] = set()  # call-event watchers reading every ended call
         self._unchecked = 0  # subscribers whose calls' state is not known yet
         self._probes = 0  # subscribers reading directly to learn Vapi's clock (see module doc)
         self._fresh: set[Subscription] = set()  # the next poll tells their calls' state
@@ -115,6 +122,23 @@ class CallWatcher:
             self._fresh.add(sub)
         for call_id in sub.call_ids:
             self._by_call.setdefault(call_id, set()).add(sub)
+        self._join(interval)
+        return sub
+
+    def tap(self, interval: float) -> FeedTap:
+        """A reader of every ended call each poll lists (see :class:`FeedTap`)."""
+        tap = FeedTap(self, interval)
+        self._taps.add(tap)
+        self._join(interval)
+        return tap
+
+    def untap(self, tap: FeedTap) -> None:
+        if tap in self._taps:
+            self._taps.discard(tap)
+            self._leave(tap.interval)
+
+    def _join(self, interval: float) -> None:
+        """A subscriber or tap arrived: run the poll loop, at the shortest interval asked for."""
         if self._task is None or self._task.done():
             self._started_at = time.monotonic()
             self._task = self.loop.create_task(self._run(), name=f"vapi-watcher-{self.vapi_conn_id}")
@@ -122,7 +146,16 @@ class CallWatcher:
         if interval < self._min_interval:
             self._min_interval = interval
             self._wakeup.set()  # poll at the new, shorter interval from now on
-        return sub
+
+    def _leave(self, interval: float) -> None:
+        self._intervals[interval] -= 1
+        if not self._intervals[interval]:
+            del self._intervals[interval]
+            self._min_interval = min(self._intervals, default=float("inf"))
+        if not self._subs and not self._taps:
+            _forget(self)
+            if self._task is not None and not self._task.done():
+                self._task.cancel()
 
     def unsubscribe(self, sub: Subscription) -> None:
         if sub not in self._subs:
@@ -132,16 +165,9 @@ class CallWatcher:
         if sub.checked_at is None:
             self._unchecked -= 1
             self._probes -= sub.read_first
-        self._intervals[sub.interval] -= 1
-        if not self._intervals[sub.interval]:
-            del self._intervals[sub.interval]
-            self._min_interval = min(self._intervals, default=float("inf"))
         for call_id in sub.call_ids:
             self.unwatch(sub, call_id)
-        if not self._subs:
-            _forget(self)
-            if self._task is not None and not self._task.done():
-                self._task.cancel()
+        self._leave(sub.interval)
 
     def unwatch(self, sub: Subscription, call_id: str) -> None:
         subs = self._by_call.get(call_id)
@@ -206,11 +232,11 @@ class CallWatcher:
     async def read_calls(self, call_ids: Sequence[str]) -> list[Call]:
         """``GET /call/{id}`` for each id; what they show tells the watcher Vapi's clock."""
         calls = await self._direct.calls(call_ids)
-        self._note_seen(max((c.updated_at for c in calls if c.updated_at), default=None))
+        self.note_seen(max((c.updated_at for c in calls if c.updated_at), default=None))
         self._census.note(calls, self._by_call)
         return calls
 
-    def _note_seen(self, newest: datetime | None) -> None:
+    def note_seen(self, newest: datetime | None) -> None:
         """Vapi showed ``newest``: its clock is known (a new watcher may plan its first poll)."""
         if newest is not None and (self._newest_seen is None or newest > self._newest_seen):
             self._newest_seen = newest
@@ -254,7 +280,7 @@ class CallWatcher:
     async def _run(self) -> None:
         try:
             next_at = time.monotonic() + self._min_interval
-            while self._subs:
+            while self._subs or self._taps:
                 self._wakeup.clear()
                 early, delay = self._plan(next_at)
                 if delay > 0:
@@ -308,8 +334,14 @@ class CallWatcher:
         started = time.monotonic()
         try:
             async with asyncio.timeout(self.poll_timeout(interval)):
-                hook, since = self._hook_for_polls(interval), {"updatedAtGt": self._cursor.value}
-                listing = await alist_wanted(hook, since, self._by_call, known=self._known_state())
+                hook, since = self._hook_for_polls(interval), self._cursor.value
+                listing = await alist_wanted(
+                    hook,
+                    {"updatedAtGt": since},
+                    self._by_call,
+                    known=self._known_state(),
+                    ended=bool(self._taps),
+                )
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # any failure: subscribers poll directly until a poll succeeds
@@ -326,6 +358,12 @@ class CallWatcher:
         self._failing = False
         await self._set_health(True)
         await self._dispatch(listing, started)
+        if self._taps and since is not None and self._cursor.value is not None:
+            batch = FeedBatch(
+                tuple(c for c in listing.calls.values() if c.is_ended), since, self._cursor.value
+            )
+            for tap in list(self._taps):
+                tap.deliver(batch)
 
     def _known_state(self) -> Callable[[str, datetime], bool]:
         """Which listed states need no model: delivered already (the overlap lists them again),
@@ -358,7 +396,7 @@ class CallWatcher:
         triggers waking at once would stall the loop), then move the cursor."""
         calls = listing.calls
         newest = listing.newest
-        self._note_seen(newest)
+        self.note_seen(newest)
         self._census.note(calls.values(), self._by_call)
         by_call = self._by_call
         cursor = self._cursor
@@ -429,9 +467,21 @@ def _forget(watcher: CallWatcher) -> None:
             _WATCHERS.pop(watcher.loop, None)
 
 
+def tap(vapi_conn_id: str, interval: float) -> FeedTap:
+    """Tap the watcher of this connection in the running loop (created on first use)."""
+    loop = asyncio.get_running_loop()
+    watchers = _WATCHERS.setdefault(loop, {})
+    watcher = watchers.get(vapi_conn_id)
+    if watcher is None:
+        watcher = watchers[vapi_conn_id] = CallWatcher(vapi_conn_id, loop)
+    return watcher.tap(interval)
+
+
 def active_watchers(loop: asyncio.AbstractEventLoop | None = None) -> dict[str, CallWatcher]:
     """The watchers running in ``loop`` (default: the running loop), by connection id."""
     return dict(_WATCHERS.get(loop or asyncio.get_running_loop(), {}))
 
 
-__all__ = ["BOOTSTRAP_HORIZON", "OVERLAP", "CallWatcher", "Subscription", "active_watchers", "subscribe"]
+__all__ = [
+    "BOOTSTRAP_HORIZON", "OVERLAP", "CallWatcher", "FeedTap", "Subscription", "active_watchers", "subscribe", "tap",
+]  # fmt: skip
