@@ -22,6 +22,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from airflow_provider_vapi.exceptions import VapiError
@@ -264,6 +265,13 @@ _COMPACT_KEYS: Final = (
 _CUSTOMER_KEYS: Final = ("number", "name", "email", "externalId", "extension", "sipUri")
 
 
+@cache
+def _compact_fields() -> frozenset[str]:
+    """The ``Call`` fields (Python names) behind ``_COMPACT_KEYS`` and ``customer``."""
+    wanted = {*_COMPACT_KEYS, "customer"}
+    return frozenset(name for name, info in Call.model_fields.items() if (info.alias or name) in wanted)
+
+
 def check_xcom_detail(detail: str) -> XComDetail:
     """``detail`` checked at DAG parse time: a typo must not silently store megabytes."""
     if detail not in XCOM_DETAILS:
@@ -280,10 +288,15 @@ def call_result(call: Call, detail: XComDetail = "compact") -> dict[str, Any]:
     Vapi sent it (messages, artifact, recordings' URLs ...). Secrets Vapi echoes back are ``***``
     in every form (:func:`.secrets.redact_secrets`)."""
     check_xcom_detail(detail)
-    wire = call.to_xcom()  # secrets redacted
     if detail == "full":
-        data = wire
+        wire = data = call.to_xcom()  # secrets redacted
     else:
+        # Only the fields kept are dumped and searched for secrets: a long call's messages and
+        # artifact are most of its weight, and a busy triggerer builds thousands of these.
+        dumped = call.model_dump(
+            by_alias=True, exclude_unset=True, mode="json", include=set(_compact_fields())
+        )
+        wire = redact_secrets(dumped)
         data = {key: wire[key] for key in _COMPACT_KEYS if wire.get(key) is not None}
         customer = _dict(wire.get("customer"))
         if customer:

@@ -50,8 +50,21 @@ from airflow_provider_vapi.watcher import tap as tap_watcher
 
 log = logging.getLogger(__name__)
 
-#: Events sent and not yet stored by Airflow, at most.
-MAX_IN_FLIGHT = 256
+
+#: Events sent and not yet stored by Airflow, at most: three quarters of the triggerer's queue of
+#: raw events per subscriber (``[triggerer] shared_stream_subscriber_queue_size``, 1,024 by default;
+#: a subscriber whose queue fills is failed by Airflow).
+def _in_flight_cap() -> int:
+    try:
+        from airflow.providers.common.compat.sdk import conf
+
+        size = conf.getint("triggerer", "shared_stream_subscriber_queue_size", fallback=1024)
+    except Exception:  # no such option (Airflow before 3.3), or no configuration at all
+        size = 1024
+    return max(1, int(size) * 3 // 4)
+
+
+MAX_IN_FLIGHT = _in_flight_cap()
 #: The asset state store key of the ledger.
 STATE_KEY = "vapi_call_events"
 
