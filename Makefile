@@ -11,7 +11,7 @@ COMPAT_AIRFLOW ?= 2.11.0
 COMPAT_VENV := .venv-airflow$(COMPAT_AIRFLOW)
 COMPAT_STAMP := $(COMPAT_VENV)/.installed
 
-.PHONY: install demo test test-fast test-system test-distributed test-compat lint bench emulator clean chaos mutate
+.PHONY: install demo demo-inbound test test-fast test-system test-distributed test-compat lint bench emulator clean chaos mutate
 
 install: $(STAMP)
 
@@ -23,6 +23,10 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(PY) -m example_dags.demo
+
+# An inbound support line: calls come in, VapiCallEventTrigger delivers each, the DAG lands them.
+demo-inbound: $(STAMP)
+	$(PY) -m example_dags.demo_inbound
 
 # Every test: all but the distributed suite in one session, then the distributed suite in a session
 # of its own (its deployment and the system suite's must never be up at once).

@@ -8,6 +8,7 @@ import csv
 import json
 import os
 import sys
+from importlib.metadata import version as _version
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,9 @@ DAG_IDS = {
     "vapi_daily_export",
     "vapi_campaign_from_table",
 }
+# Event-driven scheduling (AssetWatcher): this example defines its DAG on Airflow 3 only.
+if int(_version("apache-airflow").split(".")[0]) >= 3:
+    DAG_IDS.add("vapi_inbound_support_line")
 
 # Short waits against a fast emulator; read when the examples' helper module is first imported.
 os.environ["VAPI_EXAMPLES_POLL_INTERVAL"] = "0.1"
