@@ -14,6 +14,10 @@ chunks of 20 (50 mapped batch creates) and waits for each chunk in one deferred 
 4. Triggerer A is SIGKILLed; ``resume_s`` is the time until B holds every wait A held.
 5. Every call is ended; the run must succeed with exactly one call per person at the emulator and
    one row per call (right id, right number) in the PostgreSQL results table.
+6. Beside it all, a ``VapiCallEventTrigger`` watcher (``dags/vapi_distributed_call_events.py``)
+   runs on one of the two triggerers: every campaign call must be exactly one asset event (a
+   repeat only flagged ``possibleRepeat``), whichever triggerer ran it and across A's SIGKILL; the
+   triggerers that ran it are measured (``trigger.triggerer_id``, sampled).
 
 The figures go to ``test-results/distributed/summary.json`` (``make test-distributed`` prints it
 last) and to stdout as one JSON line.
@@ -33,6 +37,8 @@ from tests.system.procs import wait_until
 
 from .cluster import TRIGGERERS, WORKERS, DistributedDeployment
 from .conftest import POLL_INTERVAL, SUMMARY, Stack
+from .dags.vapi_distributed_call_events import ASSET as EVENTS_ASSET
+from .dags.vapi_distributed_call_events import DAG_ID as EVENTS_DAG
 from .scenario import (
     CampaignRun,
     calls_by_number,
@@ -183,15 +189,66 @@ def write_summary(stack: Stack, run: CampaignRun, figures: dict[str, Any]) -> di
         "workers": len(stack.cluster.wait_workers(WORKERS, 60)),
         "resume_s": round(figures["resume_s"], 1),
         "requests_per_interval": round(figures["requests_per_interval"], 2),
+        "call_events": figures.get("call_events"),
     }
     SUMMARY.write_text(json.dumps(summary) + "\n")
     print(json.dumps(summary))
     return {**summary, **counts}
 
 
+def _watcher_triggerer(stack: Stack) -> int | None:
+    out = stack.pg.psql("SELECT triggerer_id FROM trigger WHERE classpath LIKE '%VapiCallEventTrigger'", "airflow")
+    return int(out.split()[0]) if out.split() and out.split()[0].isdigit() else None
+
+
+def start_watcher(stack: Stack) -> int:
+    """Unpause the watcher's DAG; the triggerer that runs it once its first look placed its mark."""
+    cluster = stack.cluster
+    cluster.wait_for_dags([EVENTS_DAG])
+    cluster.api.call("PATCH", f"/dags/{EVENTS_DAG}", json={"is_paused": False})
+
+    def placed() -> int | None:
+        ledger = stack.pg.psql("SELECT value FROM asset_state_store WHERE key = 'vapi_call_events'", "airflow")
+        return _watcher_triggerer(stack) if '"mark"' in ledger and '"mark": null' not in ledger else None
+
+    return int(wait_until(placed, 180, 1.0, "the call-event watcher's first look"))  # type: ignore[arg-type]
+
+
+def event_payloads(stack: Stack) -> list[dict[str, Any]]:
+    out = stack.pg.psql(
+        "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
+        f"WHERE a.name = '{EVENTS_ASSET}' ORDER BY e.id",
+        "airflow",
+    )
+    return [json.loads(line)["payload"] for line in out.splitlines() if line.strip()]
+
+
+def check_call_events(stack: Stack, call_ids: set[str], holders: set[int]) -> dict[str, Any]:
+    """Every campaign call is one asset event (a repeat only flagged); figures for the summary."""
+    wait_until(lambda: call_ids <= {p["id"] for p in event_payloads(stack)}, 300, 2.0, "an event per call")
+    time.sleep(3 * POLL_INTERVAL)  # more polls: nothing else may come
+    payloads = event_payloads(stack)
+    ids = Counter(p["id"] for p in payloads)
+    seen: set[str] = set()
+    unflagged = 0
+    for payload in payloads:
+        unflagged += payload["id"] in seen and not payload.get("possibleRepeat")
+        seen.add(payload["id"])
+    return {
+        "events": len(payloads),
+        "calls": len(call_ids),
+        "missing": len(call_ids - set(ids)),
+        "foreign": len(set(ids) - call_ids),
+        "repeats": sum(n - 1 for n in ids.values()),
+        "unflagged_repeats": unflagged,
+        "watcher_triggerers": sorted(holders),
+    }
+
+
 def test_thousand_people_survive_worker_and_triggerer_kills(stack: Stack) -> None:
     cluster = stack.cluster
     started = time.monotonic()
+    watcher_holders = {start_watcher(stack)}
     run = start_campaign(stack)
     killed_places = kill_worker_mid_place(cluster, run)
     stack.emulator.handle.clear_faults()
@@ -200,12 +257,18 @@ def test_thousand_people_survive_worker_and_triggerer_kills(stack: Stack) -> Non
           f"{ {job: len(maps) for job, maps in holders.items()} } by triggerer job")  # fmt: skip
     assert set(holders) == {cluster.triggerer_a_job, cluster.triggerer_b_job}, f"both hold waits: {holders}"
     rate = requests_per_interval(stack)
+    watcher_holders.add(_watcher_triggerer(stack) or 0)
     resume_s = kill_triggerer_a(cluster, run, holders[cluster.triggerer_a_job])
+    wait_until(lambda: _watcher_triggerer(stack) == cluster.triggerer_b_job, 120, 0.5, "B to run the watcher")
+    watcher_holders.add(cluster.triggerer_b_job)
 
     end_calls(
         stack.emulator, [c["id"] for cs in calls_by_number(stack.emulator, run.persons).values() for c in cs]
     )
     final = run.wait(420)
+    all_ids = {c["id"] for cs in calls_by_number(stack.emulator, run.persons).values() for c in cs}
+    events = check_call_events(stack, all_ids, watcher_holders - {0})
+    print(f"[distributed] call events: {events}")
     retried = {t["map_index"] for t in run.tis("place_calls") if t["try_number"] > 1}
     print(f"[distributed] run {final['state']} {time.monotonic() - started:.0f}s after the trigger; "
           f"place tasks killed with worker 1: {killed_places}, retried: {sorted(retried)}; "
@@ -214,6 +277,7 @@ def test_thousand_people_survive_worker_and_triggerer_kills(stack: Stack) -> Non
         "triggerers": len(holders),
         "resume_s": resume_s,
         "requests_per_interval": rate["per_interval"],
+        "call_events": events,
     }
     summary = write_summary(stack, run, figures)
 
@@ -225,6 +289,7 @@ def test_thousand_people_survive_worker_and_triggerer_kills(stack: Stack) -> Non
     assert summary["unended_rows"] == 0, summary
     assert set(killed_places) <= retried, f"the killed place tasks must have been retried: {killed_places}"
     assert summary["workers"] == 2
+    assert events["missing"] == events["foreign"] == events["unflagged_repeats"] == 0, events
     # The shared poll: one per triggerer per interval (a thousand waits polled one by one would be
     # a thousand requests per interval); a census may add a few.
     assert rate["kinds"].get("poll", 0) <= 3 * len(holders) * MEASURED_INTERVALS / 2, rate
