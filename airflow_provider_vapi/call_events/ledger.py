@@ -87,7 +87,9 @@ class Ledger:
         if found and marks:
             ledger.mark = min(marks)
             ledger.done = {k: v for k, v in ledger.done.items() if v > ledger.mark}
-            ledger.uncertain = {k: v for k, v in ledger.uncertain.items() if v > ledger.mark and k not in ledger.done}
+            ledger.uncertain = {
+                k: v for k, v in ledger.uncertain.items() if v > ledger.mark and k not in ledger.done
+            }
         else:
             ledger.done.clear()
             ledger.uncertain.clear()
@@ -95,7 +97,9 @@ class Ledger:
 
     def state(self) -> dict[str, Any]:
         """What the asset state store keeps (JSON): the mark and the ids delivered above it."""
-        sending = {call_id: key for call_id, call in self.sent.items() if (key := ended_key(call)) is not None}
+        sending = {
+            call_id: key for call_id, call in self.sent.items() if (key := ended_key(call)) is not None
+        }
         sending.update(self.uncertain)
         return {
             "version": STATE_VERSION,
