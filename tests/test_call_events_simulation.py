@@ -126,17 +126,7 @@ class Schedule:
         )
         if kind == "calls":
             n = self.rng.randint(1, 40)
-            now = self.vapi_now()
-            got = await asyncio.to_thread(
-                self.emu.seed_calls,
-                n,
-                now,
-                now + timedelta(milliseconds=n),
-                call_type="mixed",
-                ids=True,
-                recording=False,
-            )
-            self.mine.update(got["ids"])
+            await self.end_calls(n)
             self.note(f"{n} calls end")
         elif kind == "inbound":
             for i in range(self.rng.randint(1, 3)):
@@ -151,17 +141,7 @@ class Schedule:
             self.note(f"GET /call answers {faults}")
         elif kind in ("kill", "kill in flight", "stop"):
             if kind == "kill in flight":  # calls end, and the triggerer dies while their events travel
-                now = self.vapi_now()
-                got = await asyncio.to_thread(
-                    self.emu.seed_calls,
-                    30,
-                    now,
-                    now + timedelta(milliseconds=30),
-                    call_type="mixed",
-                    ids=True,
-                    recording=False,
-                )
-                self.mine.update(got["ids"])
+                await self.end_calls(30)
             else:
                 await asyncio.sleep(self.rng.uniform(0, 0.6))
             for w in self.watchers:
@@ -182,21 +162,18 @@ class Schedule:
             self.note(f"pause {pause:.2f}s")
             await asyncio.sleep(pause)
 
-    async def step_while_down(self, down: float) -> None:
-        start = time.monotonic()
-        n = self.rng.randint(0, 20)
+    async def end_calls(self, n: int) -> None:
+        """``n`` calls (inbound and outbound, every scripted outcome) end now, in Vapi's time."""
         if n:
             now = self.vapi_now()
-            got = await asyncio.to_thread(
-                self.emu.seed_calls,
-                n,
-                now,
-                now + timedelta(milliseconds=n),
-                call_type="mixed",
-                ids=True,
-                recording=False,
-            )
+            seed = self.emu.seed_calls
+            end = now + timedelta(milliseconds=n)
+            got = await asyncio.to_thread(seed, n, now, end, call_type="mixed", ids=True, recording=False)
             self.mine.update(got["ids"])
+
+    async def step_while_down(self, down: float) -> None:
+        start = time.monotonic()
+        await self.end_calls(self.rng.randint(0, 20))
         await asyncio.sleep(max(0.0, down - (time.monotonic() - start)))
 
     def expected(self) -> list[set[str]]:
