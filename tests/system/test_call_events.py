@@ -25,6 +25,7 @@ import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -151,13 +152,25 @@ def _outcome(call: dict[str, Any]) -> str:
     return Call.model_validate(call).outcome.value
 
 
-@pytest.mark.timeout(1200)
-def test_500_calls_each_start_one_run_of_the_right_dag_across_a_triggerer_sigkill(
-    deployment: AirflowDeployment, api: AirflowApi, emulator: Emulator
-) -> None:
+@pytest.fixture
+def watchers(deployment: AirflowDeployment, api: AirflowApi) -> Iterator[None]:
+    """The two consumer DAGs unpaused (Airflow runs the watchers of unpaused DAGs only), and paused
+    again whatever happens: a watcher left running would read the suite's emulator for later tests."""
     deployment.wait_for_dags([INBOUND_DAG, TALKED_DAG])
     for dag_id in (INBOUND_DAG, TALKED_DAG):
         api.call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+    try:
+        yield
+    finally:
+        for dag_id in (INBOUND_DAG, TALKED_DAG):
+            api.call("PATCH", f"/dags/{dag_id}", json={"is_paused": True})
+
+
+@pytest.mark.timeout(1200)
+@pytest.mark.usefixtures("watchers")
+def test_500_calls_each_start_one_run_of_the_right_dag_across_a_triggerer_sigkill(
+    deployment: AirflowDeployment, emulator: Emulator
+) -> None:
     emu = emulator.handle
     with emu.client() as http:
         second = http.post("/assistant", json={"name": "call-events second line"}).json()["id"]
@@ -216,8 +229,6 @@ def test_500_calls_each_start_one_run_of_the_right_dag_across_a_triggerer_sigkil
     )
     wait_until(in_runs, 180, 2.0, "a DAG run for every delivered call")
     time.sleep(5)  # a few more polls: nothing else may come
-    for dag_id in (INBOUND_DAG, TALKED_DAG):
-        api.call("PATCH", f"/dags/{dag_id}", json={"is_paused": True})
 
     report = []
     for dag_id, asset, want in (
@@ -232,7 +243,9 @@ def test_500_calls_each_start_one_run_of_the_right_dag_across_a_triggerer_sigkil
         twice = {cid for cid, n in events.items() if n > 1}
         firsts: set[str] = set()
         for payload in db.payloads(ids[asset]):
-            assert payload["id"] not in firsts or payload.get("possibleRepeat"), f"{asset}: an unflagged repeat"
+            assert payload["id"] not in firsts or payload.get("possibleRepeat"), (
+                f"{asset}: an unflagged repeat"
+            )
             firsts.add(payload["id"])
         assert twice <= window[asset], (
             f"{asset}: delivered twice outside the kill window: {twice - window[asset]}"
