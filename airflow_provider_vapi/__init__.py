@@ -33,7 +33,11 @@ _OPERATOR_MODULES = (
     "airflow_provider_vapi.campaigns.contacts",
 )
 _SENSOR_MODULES = ("airflow_provider_vapi.sensors", "airflow_provider_vapi.campaigns.sensor")
-_TRIGGER_MODULES = ("airflow_provider_vapi.triggers", "airflow_provider_vapi.campaigns.trigger")
+_TRIGGER_MODULES = (
+    "airflow_provider_vapi.triggers",
+    "airflow_provider_vapi.campaigns.trigger",
+    "airflow_provider_vapi.call_events.trigger",
+)
 
 
 def get_provider_info() -> dict[str, Any]:
