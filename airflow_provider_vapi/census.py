@@ -13,6 +13,8 @@ most ``max(10 x poll_interval, 60 s)``) and one poll interval.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Container, Iterable
 from datetime import datetime
@@ -20,6 +22,8 @@ from datetime import datetime
 from airflow_provider_vapi.feed import alist_wanted
 from airflow_provider_vapi.hooks import VapiHook
 from airflow_provider_vapi.models import Call
+
+log = logging.getLogger(__name__)
 
 #: A census runs this many poll intervals apart, and never more often than CENSUS_MIN_SECONDS.
 CENSUS_FACTOR = 10.0
@@ -50,6 +54,21 @@ class Census:
 
     def due(self, poll_interval: float) -> bool:
         return bool(self.created) and time.monotonic() - self._last >= census_interval(poll_interval)
+
+    async def suspects(self, hook: VapiHook, timeout: float) -> set[str]:
+        """:meth:`missing`, each named in a WARNING; empty when the census fails (the next one tries
+        again; the waits go on meanwhile) or takes longer than ``timeout`` seconds."""
+        try:
+            async with asyncio.timeout(timeout):
+                missing = await self.missing(hook)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("Checking that the watched Vapi calls still exist failed (%s).", exc)
+            return set()
+        for call_id in missing:
+            log.warning("Vapi call %s is no longer listed (deleted?): its waits read it directly.", call_id)
+        return missing
 
     async def missing(self, hook: VapiHook) -> set[str]:
         """The watched calls that a complete listing since the oldest of them does not hold."""

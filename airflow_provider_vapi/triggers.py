@@ -27,19 +27,19 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_vapi.completion import DEFAULT_ANALYSIS_GRACE_PERIOD, WaitEvent, WaitStatus, is_settled
 from airflow_provider_vapi.exceptions import (
     VapiAPIError,
     VapiConnectionError,
     VapiError,
     VapiNotFoundError,
-    VapiResponseError,
 )
 from airflow_provider_vapi.hooks import VapiHook
 from airflow_provider_vapi.models import Call
 from airflow_provider_vapi.results import AwaitedResults
-from airflow_provider_vapi.retries import is_retryable_status
-from airflow_provider_vapi.waiting import DEFAULT_ANALYSIS_GRACE_PERIOD, WaitEvent, WaitStatus, is_settled
-from airflow_provider_vapi.watcher import Subscription, subscribe
+from airflow_provider_vapi.retries import is_transient
+from airflow_provider_vapi.shared_poll import subscribe
+from airflow_provider_vapi.subscription import Subscription
 
 # A read that keeps failing for this long is reported as an error instead of waiting forever.
 MAX_CONSECUTIVE_FAILURE_SECONDS = 600.0
@@ -210,8 +210,7 @@ class CallStatusTrigger(BaseTrigger):
             state.failing_since = None
             return None
         except (VapiConnectionError, VapiAPIError) as exc:
-            transient = isinstance(exc, VapiConnectionError | VapiResponseError)
-            if not transient and not is_retryable_status(exc.status_code or 0):
+            if not is_transient(exc):
                 gone = isinstance(exc, VapiNotFoundError) and state.reads > 0
                 said = f"Vapi call {exc.call_id} no longer exists: it was deleted while this task waited for it. "
                 return self._event(WaitStatus.ERROR, (said if gone else "") + str(exc), state.pending())

@@ -3,13 +3,13 @@
 Shared by ``CallStatusSensor``, ``PlaceCallOperator(wait_for_completion=True)`` and
 ``CallStatusTrigger``, so all three agree:
 
-* **the completion rule** (:func:`is_settled`): a call is *settled* when it has ``ended`` and the
-  results its configuration asks for (analysis, structured outputs: :mod:`airflow_provider_vapi.
+* **the completion rule** (:func:`is_settled`, kept in :mod:`airflow_provider_vapi.completion`):
+  a call is *settled* when it has ``ended`` and the results its configuration asks for (analysis, structured outputs: :mod:`airflow_provider_vapi.
   results`) have arrived, or cannot arrive (no conversation), or the grace period after
   ``endedAt`` has passed (Vapi computes them after hang-up): one rule for analysis and outputs;
 * **the outcome policy** (:func:`check_outcome`): which outcome classes fail the task;
-* **the event a wait ends with** (:class:`WaitEvent`): the trigger builds it, the operator's poll
-  path builds the same, ``execute_complete`` reads it;
+* **the event a wait ends with** (:class:`WaitEvent`, kept in :mod:`.completion` too): the
+  trigger builds it, the operator's poll path builds the same, ``execute_complete`` reads it;
 * **how a task waits** (:class:`CallWaitMixin`): one check, then poke, reschedule or defer;
 * **what it hands on**: :func:`airflow_provider_vapi.results.call_result` (``xcom_detail``).
 """
@@ -18,14 +18,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from enum import StrEnum
+from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
 from airflow.providers.common.compat.sdk import conf
 
+# The completion rule and the event live below every way of waiting; re-exported from here.
+from airflow_provider_vapi.completion import DEFAULT_ANALYSIS_GRACE_PERIOD as DEFAULT_ANALYSIS_GRACE_PERIOD
+from airflow_provider_vapi.completion import WaitEvent as WaitEvent
+from airflow_provider_vapi.completion import WaitStatus as WaitStatus
+from airflow_provider_vapi.completion import is_settled as is_settled
 from airflow_provider_vapi.exceptions import VapiCallFailedError, VapiCallTimeoutError, VapiError
 from airflow_provider_vapi.hooks import VapiHook
 from airflow_provider_vapi.links import dashboard_url
@@ -38,34 +41,10 @@ from airflow_provider_vapi.results import (
     outputs_by_name,
 )
 
-DEFAULT_ANALYSIS_GRACE_PERIOD = 60.0
 DEFAULT_FAILURE_OUTCOMES: tuple[str, ...] = (CallOutcome.ERROR.value,)
 
 
-# -- the completion rule and the outcome policy ---------------------------------------------------
-
-
-def is_settled(
-    call: Call,
-    grace_period: float,
-    awaited: AwaitedResults | None = None,
-    now: datetime | None = None,
-) -> bool:
-    """True when waiting longer cannot change what downstream tasks will read: the call ended and
-    ``awaited`` (unknown configuration when ``None``) arrived, or the grace period passed since it
-    ended (or since ``awaited.requested_at``, for a re-extraction of calls that ended long ago)."""
-    if not call.is_ended:
-        return False
-    awaited = awaited or AwaitedResults()
-    if awaited.arrived(call):
-        return True
-    ended_at = call.ended_at or call.updated_at
-    if ended_at is None:
-        return True
-    start = ended_at if ended_at.tzinfo else ended_at.replace(tzinfo=UTC)
-    if awaited.requested_at is not None:
-        start = max(start, awaited.requested_at)
-    return ((now or datetime.now(UTC)) - start).total_seconds() >= grace_period
+# -- the outcome policy ------------------------------------------------------------------------------
 
 
 def normalize_outcomes(outcomes: Collection[str | CallOutcome]) -> frozenset[CallOutcome]:
@@ -94,51 +73,6 @@ def check_outcome(call: Call, failure_outcomes: frozenset[CallOutcome]) -> None:
         ended_message=call.ended_message,
         outcome=outcome.value,
     )
-
-
-# -- the event a wait ends with -------------------------------------------------------------------
-
-
-class WaitStatus(StrEnum):
-    SUCCESS = "success"  #: every call settled
-    TIMEOUT = "timeout"  #: the deadline passed; ``pending`` were still not settled
-    ERROR = "error"  #: the wait cannot go on (``message`` says why)
-
-
-@dataclass(frozen=True)
-class WaitEvent:
-    """How a wait ended: small on purpose (the task re-reads the calls, transcripts and all).
-
-    :meth:`to_event` is the ``TriggerEvent`` payload; :meth:`from_event` reads it back in
-    ``execute_complete``. The keys are the ones the trigger has always sent, so a task deferred by
-    an older release resumes under a newer one.
-    """
-
-    status: WaitStatus
-    call_ids: list[str]
-    message: str = ""
-    pending: list[str] = field(default_factory=list)
-
-    def to_event(self) -> dict[str, Any]:
-        return {
-            "status": self.status.value,
-            "message": self.message,
-            "call_ids": list(self.call_ids),
-            "pending": list(self.pending),
-        }
-
-    @classmethod
-    def from_event(cls, event: Mapping[str, Any]) -> WaitEvent:
-        try:
-            status = WaitStatus(str(event.get("status")))
-        except ValueError:
-            status = WaitStatus.ERROR
-        return cls(
-            status=status,
-            call_ids=[str(c) for c in event.get("call_ids") or []],
-            message=str(event.get("message") or ""),
-            pending=[str(c) for c in event.get("pending") or []],
-        )
 
 
 # -- what to wait for ----------------------------------------------------------------------------

@@ -37,8 +37,8 @@ Correctness rests on these rules:
   has a subscriber or a tap. A tap notices a gap itself (a poll whose stretch starts after what it
   has read) and lists it on its own.
 
-Watchers are keyed by event loop as well as connection id: the triggerer runs one loop, tests and
-tools create many, and an ``httpx.AsyncClient`` belongs to the loop that created it.
+Which watcher serves a trigger (one per event loop and connection) is
+:mod:`airflow_provider_vapi.shared_poll`'s business.
 """
 
 from __future__ import annotations
@@ -46,7 +46,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
@@ -76,13 +75,21 @@ RESTART_AFTER_FAILURES = 10
 class CallWatcher:
     """The shared poller of one connection in one event loop (see the module docstring).
 
-    Obtain subscriptions with :func:`subscribe`; the watcher itself is an implementation detail,
-    exposed for tests and benchmarks through :func:`active_watchers`.
+    Obtain subscriptions with :func:`airflow_provider_vapi.shared_poll.subscribe` (taps with
+    ``tap``); the watcher itself is an implementation detail, exposed for tests and benchmarks
+    through :func:`airflow_provider_vapi.shared_poll.active_watchers`.
     """
 
-    def __init__(self, vapi_conn_id: str, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        vapi_conn_id: str,
+        loop: asyncio.AbstractEventLoop,
+        on_idle: Callable[[CallWatcher], None] | None = None,
+    ) -> None:
         self.vapi_conn_id = vapi_conn_id
         self.loop = loop
+        #: Called when the last subscriber or tap leaves (the registry forgets the watcher).
+        self._on_idle = on_idle
         self._subs: set[Subscription] = set()
         self._taps: set[FeedTap] = set()  # call-event watchers reading every ended call
         self._unchecked = 0  # subscribers whose calls' state is not known yet
@@ -153,7 +160,8 @@ class CallWatcher:
             del self._intervals[interval]
             self._min_interval = min(self._intervals, default=float("inf"))
         if not self._subs and not self._taps:
-            _forget(self)
+            if self._on_idle is not None:
+                self._on_idle(self)
             if self._task is not None and not self._task.done():
                 self._task.cancel()
 
@@ -378,16 +386,8 @@ class CallWatcher:
 
     async def _take_census(self, interval: float) -> None:
         """Tell the subscribers of watched calls that vanished from Vapi (see census.py)."""
-        try:
-            async with asyncio.timeout(self.poll_timeout(interval)):
-                missing = await self._census.missing(self._hook_for_polls(interval))
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the next census tries again; the waits go on meanwhile
-            log.warning("Checking that the watched Vapi calls still exist failed (%s).", exc)
-            return
+        missing = await self._census.suspects(self._hook_for_polls(interval), self.poll_timeout(interval))
         for call_id in missing:
-            log.warning("Vapi call %s is no longer listed (deleted?): its waits read it directly.", call_id)
             for sub in self._by_call.get(call_id, ()):
                 sub.suspect(call_id)
 
@@ -444,44 +444,4 @@ class CallWatcher:
             sub.listed(started, [c.updated_at for c in listed if c is not None and c.updated_at])
 
 
-_WATCHERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, CallWatcher]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def subscribe(vapi_conn_id: str, call_ids: Iterable[str], interval: float) -> Subscription:
-    """Subscribe to the watcher of this connection in the running loop (created on first use)."""
-    loop = asyncio.get_running_loop()
-    watchers = _WATCHERS.setdefault(loop, {})
-    watcher = watchers.get(vapi_conn_id)
-    if watcher is None:
-        watcher = watchers[vapi_conn_id] = CallWatcher(vapi_conn_id, loop)
-    return watcher.subscribe(call_ids, interval)
-
-
-def _forget(watcher: CallWatcher) -> None:
-    watchers = _WATCHERS.get(watcher.loop)
-    if watchers is not None and watchers.get(watcher.vapi_conn_id) is watcher:
-        del watchers[watcher.vapi_conn_id]
-        if not watchers:
-            _WATCHERS.pop(watcher.loop, None)
-
-
-def tap(vapi_conn_id: str, interval: float) -> FeedTap:
-    """Tap the watcher of this connection in the running loop (created on first use)."""
-    loop = asyncio.get_running_loop()
-    watchers = _WATCHERS.setdefault(loop, {})
-    watcher = watchers.get(vapi_conn_id)
-    if watcher is None:
-        watcher = watchers[vapi_conn_id] = CallWatcher(vapi_conn_id, loop)
-    return watcher.tap(interval)
-
-
-def active_watchers(loop: asyncio.AbstractEventLoop | None = None) -> dict[str, CallWatcher]:
-    """The watchers running in ``loop`` (default: the running loop), by connection id."""
-    return dict(_WATCHERS.get(loop or asyncio.get_running_loop(), {}))
-
-
-__all__ = [
-    "BOOTSTRAP_HORIZON", "OVERLAP", "CallWatcher", "FeedTap", "Subscription", "active_watchers", "subscribe", "tap",
-]  # fmt: skip
+__all__ = ["BOOTSTRAP_HORIZON", "OVERLAP", "CallWatcher", "FeedTap", "Subscription"]

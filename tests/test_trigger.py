@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_vapi import watcher
+from airflow_provider_vapi import shared_poll
 from airflow_provider_vapi.triggers import CallStatusTrigger
 
 HELD = "+15550000006"  # stays in progress until ended
@@ -178,12 +178,12 @@ async def test_cancelled_and_recreated_from_kwargs(vapi_conn, vapi_emulator):
     held = emu.create_call(HELD)["id"]
     trigger = CallStatusTrigger(held, vapi_conn, poll_interval=0.1)
     first = asyncio.create_task(events(trigger))
-    await until(lambda: bool(watcher.active_watchers()))
+    await until(lambda: bool(shared_poll.active_watchers()))
     await asyncio.sleep(0.3)
     first.cancel()
     with pytest.raises(asyncio.CancelledError):
         await first
-    assert watcher.active_watchers() == {}
+    assert shared_poll.active_watchers() == {}
     assert emu.call(held)["status"] == "in-progress"  # cancelling ends nothing
 
     _, kwargs = trigger.serialize()

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_vapi import census, watcher
+from airflow_provider_vapi import census, shared_poll
 from airflow_provider_vapi.triggers import CallStatusTrigger
 
 HELD = "+15550000006"  # stays in progress until ended
@@ -27,7 +27,7 @@ async def until(predicate: Any, timeout: float = 15.0, what: str = "condition") 
 
 
 def covered() -> bool:
-    found = watcher.active_watchers().get("vapi_default")
+    found = shared_poll.active_watchers().get("vapi_default")
     return found is not None and bool(found.subscriptions) and all(found.covers(s) for s in found.subscriptions)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_vapi import watcher
+from airflow_provider_vapi import shared_poll, watcher
 from airflow_provider_vapi.emulator.engine import Engine
 from airflow_provider_vapi.triggers import CallStatusTrigger
 
@@ -68,19 +68,19 @@ def reads(emu: Any, call_id: str | None = None) -> list[dict[str, Any]]:
 
 
 def the_watcher(conn_id: str = "vapi_default") -> watcher.CallWatcher:
-    return watcher.active_watchers()[conn_id]
+    return shared_poll.active_watchers()[conn_id]
 
 
 def all_covered(conn_id: str = "vapi_default", count: int | None = None) -> Callable[[], bool]:
     def check() -> bool:
-        w = watcher.active_watchers().get(conn_id)
+        w = shared_poll.active_watchers().get(conn_id)
         if w is None:
             return False
         subs = w.subscriptions
         return (count is None or len(subs) == count) and bool(subs) and all(s.covered() for s in subs)
 
     def state() -> str:  # what ``until`` reports when coverage never came
-        w = watcher.active_watchers().get(conn_id)
+        w = shared_poll.active_watchers().get(conn_id)
         if w is None:
             return "no watcher"
         subs = w.subscriptions
@@ -106,7 +106,7 @@ async def test_n_triggers_cost_one_list_request_per_interval(vapi_conn, vapi_emu
     emu.clear_requests()
     tasks = [start(CallStatusTrigger(cid, vapi_conn, poll_interval=interval)) for cid in ids]
     await until(all_covered(count=n), what="every trigger covered by the shared poll")
-    assert len(watcher.active_watchers()) == 1
+    assert len(shared_poll.active_watchers()) == 1
     assert len(reads(emu)) <= 2 * n  # one start-up read each (a few re-read once at bootstrap)
 
     # Steady state: the shared poll only, at one list per interval, whatever N.
@@ -227,11 +227,11 @@ async def test_last_trigger_leaving_stops_the_poller(vapi_conn, vapi_emulator):
     w = the_watcher()
     tasks[0].cancel()
     await until(lambda: len(w.subscriptions) == 2, what="the cancelled trigger to leave")
-    assert watcher.active_watchers() == {"vapi_default": w}
+    assert shared_poll.active_watchers() == {"vapi_default": w}
     for task in tasks[1:]:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    assert watcher.active_watchers() == {}
+    assert shared_poll.active_watchers() == {}
     await asyncio.sleep(0.05)
     emu.clear_requests()
     await asyncio.sleep(0.5)
@@ -247,7 +247,7 @@ async def test_one_poller_per_connection(vapi_conn, vapi_emulator, monkeypatch):
         start(CallStatusTrigger(cid, name, poll_interval=0.2)) for name, group in ids.items() for cid in group
     ]
     await until(lambda: all_covered("vapi_default", 3)() and all_covered("vapi_other", 3)(), what="coverage")
-    watchers = watcher.active_watchers()
+    watchers = shared_poll.active_watchers()
     assert set(watchers) == {"vapi_default", "vapi_other"}
     emu.clear_requests()
     await asyncio.sleep(1.0)
@@ -256,7 +256,7 @@ async def test_one_poller_per_connection(vapi_conn, vapi_emulator, monkeypatch):
         for cid in group:
             await in_thread(emu.end_call, cid)
     assert {e["status"] for e in await asyncio.gather(*tasks)} == {"success"}
-    assert watcher.active_watchers() == {}
+    assert shared_poll.active_watchers() == {}
 
 
 def test_one_poller_per_event_loop(vapi_conn, vapi_emulator):

@@ -35,18 +35,18 @@ from typing import Any, Protocol
 
 from airflow_provider_vapi.call_events.filters import CallFilter
 from airflow_provider_vapi.call_events.ledger import Ledger, ended_key
+from airflow_provider_vapi.completion import is_settled
 from airflow_provider_vapi.cursor import OVERLAP
-from airflow_provider_vapi.exceptions import VapiAPIError, VapiConnectionError, VapiError, VapiResponseError
+from airflow_provider_vapi.exceptions import VapiError
 from airflow_provider_vapi.feed import aended_pages
 from airflow_provider_vapi.hooks import VapiHook
 from airflow_provider_vapi.models import Call
 from airflow_provider_vapi.paging import iso
 from airflow_provider_vapi.results import AwaitedResults, aawaited_for, call_result
-from airflow_provider_vapi.retries import is_retryable_status
+from airflow_provider_vapi.retries import is_transient
+from airflow_provider_vapi.shared_poll import tap as tap_watcher
 from airflow_provider_vapi.skew import CLOCK_SKEW
 from airflow_provider_vapi.subscription import FeedTap
-from airflow_provider_vapi.waiting import is_settled
-from airflow_provider_vapi.watcher import tap as tap_watcher
 
 log = logging.getLogger(__name__)
 
@@ -184,10 +184,7 @@ class CallEventStream:
 
     async def _pause_after(self, exc: VapiError, delay: float) -> float:
         """A listing failed: wait and try again when waiting can help (else raise); the next delay."""
-        transient = isinstance(exc, VapiConnectionError | VapiResponseError) or (
-            isinstance(exc, VapiAPIError) and is_retryable_status(exc.status_code or 0)
-        )
-        if not transient:
+        if not is_transient(exc):
             raise exc
         log.warning(
             "Vapi call events (%s): listing calls failed (%s); trying again in %.0fs.", self.name, exc, delay

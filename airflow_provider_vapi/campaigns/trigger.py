@@ -18,19 +18,11 @@ from typing import Any, Final
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_vapi.exceptions import VapiAPIError, VapiConnectionError, VapiError, VapiResponseError
+from airflow_provider_vapi.exceptions import VapiError
 from airflow_provider_vapi.hooks import VapiHook
-from airflow_provider_vapi.retries import is_retryable_status
+from airflow_provider_vapi.retries import is_transient
 
 MAX_CONSECUTIVE_FAILURE_SECONDS: Final = 600.0
-
-
-def _transient(exc: VapiError) -> bool:
-    if isinstance(exc, VapiConnectionError | VapiResponseError):
-        return True
-    return (
-        isinstance(exc, VapiAPIError) and exc.status_code is not None and is_retryable_status(exc.status_code)
-    )
 
 
 class CampaignStatusTrigger(BaseTrigger):
@@ -88,7 +80,7 @@ class CampaignStatusTrigger(BaseTrigger):
                         return
                 except VapiError as exc:
                     failing_since = failing_since or time.time()
-                    if not _transient(exc) or time.time() - failing_since > MAX_CONSECUTIVE_FAILURE_SECONDS:
+                    if not is_transient(exc) or time.time() - failing_since > MAX_CONSECUTIVE_FAILURE_SECONDS:
                         yield self._event("error", str(exc))
                         return
                     self.log.warning("Reading campaign %s failed (%s); trying again.", self.campaign_id, exc)
