@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 from pydantic import ValidationError
 
+from airflow_provider_vapi.retries import is_retryable_status
+
 
 class VapiError(AirflowException):
     """Root of every error this provider raises about Vapi."""
@@ -154,3 +156,14 @@ def error_class_for_status(status_code: int) -> type[VapiAPIError]:
     if status_code >= 500:
         return VapiServerError
     return _BY_STATUS.get(status_code, VapiAPIError)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """May waiting change this failure? Connection errors, garbled 2xx bodies and the retryable
+    statuses (408, 429, 5xx gateways) may; any other answer (401, 404 ...) will not. The one rule
+    every trigger judges a failed read by, as the hook's own retries do."""
+    if isinstance(exc, VapiConnectionError | VapiResponseError):
+        return True
+    return (
+        isinstance(exc, VapiAPIError) and exc.status_code is not None and is_retryable_status(exc.status_code)
+    )

@@ -15,8 +15,6 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
-from airflow_provider_vapi.exceptions import VapiAPIError, VapiConnectionError, VapiResponseError
-
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 
@@ -54,17 +52,6 @@ class RetryPolicy:
 
 def is_retryable_status(status_code: int) -> bool:
     return status_code in RETRYABLE_STATUS
-
-
-def is_transient(exc: BaseException) -> bool:
-    """May waiting change this failure? Connection errors, garbled 2xx bodies and the retryable
-    statuses (408, 429, 5xx gateways) may; any other answer (401, 404 ...) will not. The one rule
-    every trigger judges a failed read by, as the hook's own retries do."""
-    if isinstance(exc, VapiConnectionError | VapiResponseError):
-        return True
-    return (
-        isinstance(exc, VapiAPIError) and exc.status_code is not None and is_retryable_status(exc.status_code)
-    )
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:

@@ -33,11 +33,11 @@ from airflow_provider_vapi.exceptions import (
     VapiConnectionError,
     VapiError,
     VapiNotFoundError,
+    is_transient,
 )
 from airflow_provider_vapi.hooks import VapiHook
 from airflow_provider_vapi.models import Call
 from airflow_provider_vapi.results import AwaitedResults
-from airflow_provider_vapi.retries import is_transient
 from airflow_provider_vapi.shared_poll import subscribe
 from airflow_provider_vapi.subscription import Subscription
 

@@ -37,13 +37,12 @@ from airflow_provider_vapi.call_events.filters import CallFilter
 from airflow_provider_vapi.call_events.ledger import Ledger, ended_key
 from airflow_provider_vapi.completion import is_settled
 from airflow_provider_vapi.cursor import OVERLAP
-from airflow_provider_vapi.exceptions import VapiError
+from airflow_provider_vapi.exceptions import VapiError, is_transient
 from airflow_provider_vapi.feed import aended_pages
 from airflow_provider_vapi.hooks import VapiHook
 from airflow_provider_vapi.models import Call
 from airflow_provider_vapi.paging import iso
 from airflow_provider_vapi.results import AwaitedResults, aawaited_for, call_result
-from airflow_provider_vapi.retries import is_transient
 from airflow_provider_vapi.shared_poll import tap as tap_watcher
 from airflow_provider_vapi.skew import CLOCK_SKEW
 from airflow_provider_vapi.subscription import FeedTap

@@ -18,9 +18,8 @@ from typing import Any, Final
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_vapi.exceptions import VapiError
+from airflow_provider_vapi.exceptions import VapiError, is_transient
 from airflow_provider_vapi.hooks import VapiHook
-from airflow_provider_vapi.retries import is_transient
 
 MAX_CONSECUTIVE_FAILURE_SECONDS: Final = 600.0
 
