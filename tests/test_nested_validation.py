@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import copy
 import importlib.util
 import re
@@ -15,10 +16,10 @@ from typing import Any
 import pytest
 
 from airflow_provider_vapi.idempotency import keyed_body
-from airflow_provider_vapi.legacy import upgrade_call_body
 from airflow_provider_vapi.models import CreateCallRequest
+from airflow_provider_vapi.models.legacy import upgrade_call_body
 from airflow_provider_vapi.models.nested import MAX_DEPTH, nested_problems
-from airflow_provider_vapi.models.spec_shapes import CALL_FIELDS, ROOTS, SCHEMAS, UNIONS
+from airflow_provider_vapi.spec_table import BODIES, CALL_ROOTS, SCHEMAS, UNIONS
 from tests.shared_data import REPO_ROOT, Exploding, openapi_spec, seed_payload
 
 NUMBER = "+14155550123"
@@ -405,8 +406,8 @@ def test_odd_keys_and_broken_objects_do_not_raise() -> None:
 
 # -- the generated table -----------------------------------------------------------------------
 def _generator() -> ModuleType:
-    path = REPO_ROOT / "scripts" / "gen_spec_shapes.py"
-    spec = importlib.util.spec_from_file_location("gen_spec_shapes", path)
+    path = REPO_ROOT / "scripts" / "gen_spec_table.py"
+    spec = importlib.util.spec_from_file_location("gen_spec_table", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -417,10 +418,18 @@ def test_the_committed_table_is_what_the_spec_generates() -> None:
     generator = _generator()
     committed = Path(generator.OUTPUT).read_text()
     assert generator.render(openapi_spec()) == committed, (
-        "airflow_provider_vapi/models/spec_shapes.py is out of date with the spec: "
-        "run `python scripts/gen_spec_shapes.py` and commit the result"
+        "airflow_provider_vapi/spec_table.py is out of date with the spec: "
+        "run `python scripts/gen_spec_table.py` and commit the result"
     )
     assert len(committed.encode()) < 100_000, "keep the table small: prune what cannot be checked"
+
+
+def test_the_table_is_data_only() -> None:
+    """Both validators read it; the emulator loads it as a file: it may import nothing but typing."""
+    tree = ast.parse((REPO_ROOT / "airflow_provider_vapi" / "spec_table.py").read_text())
+    imports = [node for node in ast.walk(tree) if isinstance(node, ast.Import | ast.ImportFrom)]
+    assert [ast.unparse(node) for node in imports] == ["from typing import Final"]
+    assert not [node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef | ast.ClassDef)]
 
 
 def _names(expr: str) -> Iterator[str]:
@@ -430,12 +439,35 @@ def _names(expr: str) -> Iterator[str]:
 
 
 def test_every_name_in_the_table_resolves() -> None:
-    expressions = [*ROOTS.values(), *(t for props in SCHEMAS.values() for t in props.values())]
+    expressions = [*CALL_ROOTS.values(), *(t for props in SCHEMAS.values() for t in props.values())]
     expressions += [t for _, members in UNIONS.values() for t in members.values()]
     for expr in expressions:
         for name in _names(expr):
             assert (name[1:] in UNIONS) if name.startswith("~") else (name in SCHEMAS), (expr, name)
-    assert "assistant" in CALL_FIELDS and "customer" in CALL_FIELDS
+    assert set(BODIES.values()) <= set(SCHEMAS)
+    assert "assistant" in SCHEMAS["CreateCallDTO"] and "customer" in SCHEMAS["CreateCallDTO"]
+
+
+def test_every_schema_whitelists_exactly_the_spec_properties() -> None:
+    schemas = openapi_spec()["components"]["schemas"]
+    for name, props in SCHEMAS.items():
+        members = name.split("+")  # a merged schema: the properties of all its members
+        assert set(props) == {p for m in members for p in schemas[m].get("properties", {})}, name
+
+
+def test_free_form_objects_are_objects_whose_keys_are_not_checked() -> None:
+    assert SCHEMAS["CreateStructuredOutputDTO"]["schema"] == "obj"
+    assert SCHEMAS["OpenAIFunction"]["parameters"] == "obj"
+    assert SCHEMAS["CreateGcpCredentialDTO"]["gcpKey"] == "obj"
+    assert "JsonSchema" not in SCHEMAS
+    assert messages(
+        {"assistant": {"artifactPlan": {"structuredOutputs": [{"name": "n", "schema": "x"}]}}}
+    ) == {
+        ("assistant", "artifactPlan", "structuredOutputs", 0, "schema"): (
+            "assistant.artifactPlan.structuredOutputs[0].schema must be an object, got str: fix the value "
+            "(Vapi would answer 400)"
+        )
+    }
 
 
 def test_checking_does_not_modify_the_body() -> None:

@@ -56,8 +56,8 @@ _CREDENTIAL_KEY = re.compile(r"(key|secret|token)$", re.I)
 
 
 def schemas() -> dict[str, Any]:
-    spec_schemas: dict[str, Any] = openapi_spec()["components"]["schemas"]
-    return spec_schemas
+    found: dict[str, Any] = openapi_spec()["components"]["schemas"]
+    return found
 
 
 def _is_candidate(schema: str, prop: str, node: Mapping[str, Any]) -> bool:

@@ -16,7 +16,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from .schema_check import object_errors
+from .schema_check import BODIES, object_errors
 
 #: E.164: ``+`` then 7 to 15 digits, the first not 0.
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -29,6 +29,8 @@ _ID_FIELDS = ("assistantId", "squadId", "workflowId", "phoneNumberId", "customer
 #: ``CreateStructuredOutputDTO.type``, ``JsonSchema.type`` and what each condition type requires.
 OUTPUT_TYPES = ("ai", "regex")
 SCHEMA_TYPES = ("string", "number", "integer", "boolean", "array", "object")
+#: What a nested JSON Schema may say instead of ``type``.
+_COMPOSITION = ("anyOf", "oneOf", "allOf", "$ref")
 _CONDITION_FIELDS = {
     "minMessages": (("count", "number"),),
     "minCallDuration": (("seconds", "number"),),
@@ -155,17 +157,21 @@ class _Constraints:
             if isinstance(condition, dict):
                 self.condition(condition, f"{prefix}conditions.{i}.")
 
-    def json_schema(self, schema: dict[str, Any], prefix: str) -> None:
-        """``JsonSchema``: ``type`` required and known, at every depth of ``items``/``properties``."""
+    def json_schema(self, schema: dict[str, Any], prefix: str, top: bool = True) -> None:
+        """``JsonSchema``: ``type`` known, and required at the top (the spec's ``required``); below,
+        in ``items``/``properties``, a schema may compose instead (``anyOf``, ``oneOf``, ``allOf``,
+        ``$ref``: the spec says composition is supported). Other keywords are the user's: the spec
+        table types a JSON Schema as a free-form object, so ``additionalProperties`` passes."""
         kind = schema.get("type")
-        if kind is None or (isinstance(kind, str) and kind not in SCHEMA_TYPES):
+        composed = not top and any(key in schema for key in _COMPOSITION)
+        if (kind is None and not composed) or (isinstance(kind, str) and kind not in SCHEMA_TYPES):
             self.errors.append(f"{prefix}type must be one of the following values: {', '.join(SCHEMA_TYPES)}")
         if isinstance(schema.get("items"), dict):
-            self.json_schema(schema["items"], f"{prefix}items.")
+            self.json_schema(schema["items"], f"{prefix}items.", top=False)
         props = schema.get("properties")
         for key, sub in (props if isinstance(props, dict) else {}).items():
             if isinstance(sub, dict):
-                self.json_schema(sub, f"{prefix}properties.{key}.")
+                self.json_schema(sub, f"{prefix}properties.{key}.", top=False)
             else:
                 self.errors.append(f"{prefix}properties.{key} must be an object")
 
@@ -248,7 +254,7 @@ def _campaign_constraints(c: _Constraints, body: dict[str, Any]) -> None:
 
 def create_campaign_errors(body: dict[str, Any]) -> list[str]:
     """Every DTO violation of a ``POST /v2/campaign`` body (``CreateCampaignDTO``)."""
-    errors = object_errors(body, "CreateCampaignDTO")
+    errors = object_errors(body, BODIES["POST /v2/campaign"])
     c = _Constraints(errors)
     c.required_string(body, "name", "")
     _campaign_constraints(c, body)
@@ -257,7 +263,7 @@ def create_campaign_errors(body: dict[str, Any]) -> list[str]:
 
 def update_campaign_errors(body: dict[str, Any]) -> list[str]:
     """Every DTO violation of a ``PATCH /v2/campaign/{id}`` body (``UpdateCampaignDTO``)."""
-    errors = object_errors(body, "UpdateCampaignDTO")
+    errors = object_errors(body, BODIES["PATCH /v2/campaign/{id}"])
     c = _Constraints(errors)
     c.one_of(body, "status", "", CAMPAIGN_UPDATE_STATUSES)
     _campaign_constraints(c, body)
@@ -266,47 +272,47 @@ def update_campaign_errors(body: dict[str, Any]) -> list[str]:
 
 def create_call_errors(body: dict[str, Any]) -> list[str]:
     """Every DTO violation of a ``POST /call`` body (``CreateCallDTO``); empty when valid."""
-    errors = object_errors(body, "CreateCallDTO")
+    errors = object_errors(body, BODIES["POST /call"])
     _call_constraints(_Constraints(errors), body)
     return errors
 
 
 def create_assistant_errors(body: dict[str, Any]) -> list[str]:
     """Every DTO violation of a ``POST /assistant`` body (``CreateAssistantDTO``)."""
-    errors = object_errors(body, "CreateAssistantDTO")
+    errors = object_errors(body, BODIES["POST /assistant"])
     _Constraints(errors).assistant(body, "")
     return errors
 
 
 def update_call_errors(body: dict[str, Any]) -> list[str]:
     """Every DTO violation of a ``PATCH /call/{id}`` body (``UpdateCallDTO``: only ``name``)."""
-    errors = object_errors(body, "UpdateCallDTO")
+    errors = object_errors(body, BODIES["PATCH /call/{id}"])
     _Constraints(errors).max_len(body, "name", "", 40)
     return errors
 
 
 def delete_call_errors(body: dict[str, Any]) -> list[str]:
     """Every DTO violation of a ``DELETE /call/{id}`` body (``DeleteCallDTO``)."""
-    return object_errors(body, "DeleteCallDTO")
+    return object_errors(body, BODIES["DELETE /call/{id}"])
 
 
 def create_structured_output_errors(body: dict[str, Any]) -> list[str]:
     """Every DTO violation of a ``POST /structured-output`` body (``CreateStructuredOutputDTO``)."""
-    errors = object_errors(body, "CreateStructuredOutputDTO")
+    errors = object_errors(body, BODIES["POST /structured-output"])
     _Constraints(errors).structured_output(body, "", True)
     return errors
 
 
 def update_structured_output_errors(body: dict[str, Any]) -> list[str]:
     """Every DTO violation of a ``PATCH /structured-output/{id}`` body (``UpdateStructuredOutputDTO``)."""
-    errors = object_errors(body, "UpdateStructuredOutputDTO")
+    errors = object_errors(body, BODIES["PATCH /structured-output/{id}"])
     _Constraints(errors).structured_output(body, "", False)
     return errors
 
 
 def run_structured_output_errors(body: dict[str, Any]) -> list[str]:
     """Every DTO violation of a ``POST /structured-output/run`` body (``StructuredOutputRunDTO``)."""
-    errors = object_errors(body, "StructuredOutputRunDTO")
+    errors = object_errors(body, BODIES["POST /structured-output/run"])
     call_ids = body.get("callIds")
     if call_ids is None:
         errors.append("callIds must be an array")

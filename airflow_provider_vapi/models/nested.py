@@ -3,14 +3,16 @@
 Vapi answers 400 ``property recordingEnabld should not exist`` to a typo anywhere inside an inline
 ``assistant``, ``assistantOverrides`` or ``customer``, and says nothing about the fix. This module
 walks those objects (and ``customers``, ``squad``, ``squadOverrides``, ``schedulePlan``,
-``workflowOverrides``) against the table generated from the spec (:mod:`.spec_shapes`) and reports
+``workflowOverrides``) against the table generated from the spec (:mod:`airflow_provider_vapi.spec_table`, which the
+emulator checks its bodies against too, with a validator of its own) and reports
 every unknown property, wrong primitive type and unknown ``provider`` / ``type`` with a "did you
-mean" drawn from the schema, from the 2024 names :mod:`airflow_provider_vapi.legacy` moved, and from
+mean" drawn from the schema, from the 2024 names :mod:`airflow_provider_vapi.models.legacy` moved, and from
 a small table of synonyms (``customer.phone`` -> ``number``).
 
 Values are never echoed except a discriminator (``provider: 'opneai'``), and only when
 :mod:`airflow_provider_vapi.secrets` does not call it a secret. Free-form objects (``metadata``,
-``variableValues``, ``headers``) are not looked into, so what the provider writes there is safe.
+``variableValues``, ``headers``, a structured output's JSON ``schema``) are not looked into, so
+what the provider writes there is safe and JSON Schema keywords pass.
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ from typing import Any, Final
 
 from pydantic.alias_generators import to_camel
 
-from airflow_provider_vapi.legacy import ASSISTANT_DROPS, ASSISTANT_MOVES
-from airflow_provider_vapi.models.spec_shapes import CALL_FIELDS, ROOTS, SCHEMAS, UNIONS
+from airflow_provider_vapi.models.legacy import ASSISTANT_DROPS, ASSISTANT_MOVES
 from airflow_provider_vapi.secrets import find_secret_values
+from airflow_provider_vapi.spec_table import CALL_ROOTS, SCHEMAS, UNIONS
 
 __all__ = ["MAX_DEPTH", "Location", "nested_problems"]
 
@@ -35,6 +37,8 @@ Location = tuple[str | int, ...]
 MAX_DEPTH: Final = 64
 #: Objects and lists checked at most (a body sharing sub-objects could otherwise explode).
 _MAX_NODES: Final = 50_000
+#: Every property of ``CreateCallDTO`` (the top of a ``POST /call`` body).
+CALL_FIELDS: Final = frozenset(SCHEMAS["CreateCallDTO"])
 _ASSISTANTS: Final = frozenset({"CreateAssistantDTO", "AssistantOverrides"})
 #: Fields our pydantic models rename from snake_case before sending, per schema.
 _MODEL_FIELDS: Final[Mapping[str, frozenset[str]]] = {
@@ -352,7 +356,7 @@ class _Context:
 
 
 def _root_items(body: Mapping[Any, Any]) -> Iterator[tuple[str, Any]]:
-    for name in ROOTS:
+    for name in CALL_ROOTS:
         value = body.get(name)
         if value is not None:
             yield name, value
@@ -361,7 +365,7 @@ def _root_items(body: Mapping[Any, Any]) -> Iterator[tuple[str, Any]]:
 def nested_problems(body: Mapping[str, Any]) -> list[tuple[Location, str]]:
     """``(location, message)`` for every problem inside the inline objects of a ``POST /call`` body.
 
-    ``body`` is camelCase, already upgraded by :func:`airflow_provider_vapi.legacy.upgrade_call_body`.
+    ``body`` is camelCase, already upgraded by :func:`airflow_provider_vapi.models.legacy.upgrade_call_body`.
     Reports unknown properties (with a "did you mean"), values of the wrong primitive type and
     unknown discriminators (``model.provider``, ``tools[].type``), recursively. Never raises: on
     input it cannot walk (cycles, absurd depth, odd objects) it returns what it found so far.
@@ -372,7 +376,7 @@ def nested_problems(body: Mapping[str, Any]) -> list[tuple[Location, str]]:
     try:
         for name, value in _root_items(body):
             ctx = _Context(model_backed=name in _MODEL_ROOTS)
-            walk.value(value, ROOTS[name], (name,), ctx)
+            walk.value(value, CALL_ROOTS[name], (name,), ctx)
     except Exception as exc:  # hostile Mapping or the like: report, never raise
         walk.report(("body",), f"the body could not be checked completely ({type(exc).__name__})")
     return walk.problems

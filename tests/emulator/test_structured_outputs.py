@@ -120,10 +120,6 @@ def test_a_regex_output_with_every_optional_field_is_echoed(emu, http):
             ],
         ),
         (
-            {"name": "n", "schema": {"type": "string", "minimum": 1}},
-            ["schema.property minimum should not exist"],
-        ),
-        (
             {"name": "n", "schema": SCHEMA, "type": "llm"},
             ["type must be one of the following values: ai, regex"],
         ),

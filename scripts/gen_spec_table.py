@@ -1,25 +1,40 @@
-"""Write ``airflow_provider_vapi/models/spec_shapes.py`` from Vapi's OpenAPI spec.
+"""Write ``airflow_provider_vapi/spec_table.py``, the one spec table, from Vapi's OpenAPI spec.
 
 Usage::
 
-    python scripts/gen_spec_shapes.py [path/to/openapi.json]   # default: ../shared/vapi/openapi.json
+    python scripts/gen_spec_table.py [path/to/openapi.json]   # default: ../shared/vapi/openapi.json
 
-The output is the data :mod:`airflow_provider_vapi.models.nested` checks inline objects of a
-``POST /call`` body against: every schema reachable from the fields of ``CreateCallDTO`` in
-:data:`ROOT_FIELDS`, each as ``{property: type}``. A type is a short expression:
+The output is data only, read by two validators that share nothing else: the client's
+(:mod:`airflow_provider_vapi.models.nested`, the inline objects of a ``POST /call`` body before it is
+sent) and the emulator's (:mod:`airflow_provider_vapi.emulator.schema_check`, the bodies of the
+routes it serves), so that the emulator stays an independent check of the client. It holds:
 
-* ``str`` ``num`` ``int`` ``bool`` ``date`` (an ISO date-time string), ``obj`` (a free-form
-  object: its keys are not checked), ``any`` (the spec is too loose to check);
-* ``Name``: another schema of the table; ``~name``: a discriminated union of :data:`UNIONS`;
-* ``[T]``: an array of ``T``; ``T|U``: either.
+* ``SCHEMAS``: every object schema reachable from the request bodies, as ``{property: type}``;
+* ``UNIONS``: the discriminated unions (``oneOf``/``anyOf`` of schemas) those types name;
+* ``CALL_ROOTS``: the ``CreateCallDTO`` fields of :data:`CALL_ROOT_FIELDS` (what the client
+  checks) -> type;
+* ``BODIES``: the routes of :data:`ROUTES` (what the emulator checks) -> the schema of their body,
+  as the spec's ``paths`` say.
 
-A ``oneOf`` of schemas becomes a union keyed by the property telling its members apart (the
-spec's ``discriminator``, else a string property whose ``enum`` differs in every member: ``provider``
-for models, ``type`` for tools, ``on`` for hooks). A member without that property is the default
-(``*``); members that cannot be told apart are merged into one schema named ``A+B``. Enums, bounds
-and required properties are not copied (the spec lags Vapi on them; a false refusal is worse
-than Vapi's own 400). ``tests/test_nested_validation.py`` fails when the committed module differs
-from what this script writes.
+**The type grammar.** A type is a short expression:
+
+* ``str`` ``num`` ``int`` ``bool``; ``date`` (an ISO date-time string: a string to a type check);
+* ``obj``: a free-form object, whose keys are not checked (``metadata``, ``headers``, and the
+  schemas of :data:`FREE_FORM`: a JSON Schema, strict function ``parameters``, a GCP key file);
+* ``any``: not checked at all (the spec is too loose to say);
+* ``Name``: an object of the schema ``SCHEMAS[Name]`` (unknown properties are refused);
+  ``A+B``: members of a ``oneOf`` that nothing tells apart, merged into one schema;
+* ``~name``: a discriminated union, ``UNIONS[name] = (property, {value: schema})``; the member
+  named ``*`` is the default (the one whose property is not an enum: taken for any other value
+  and when the property is missing);
+* ``[T]``: a list of ``T``; ``T|U``: either (``|`` inside ``[]`` belongs to the item type).
+
+A ``oneOf``/``anyOf`` of schemas becomes a union keyed by the property telling its members apart:
+the spec's ``discriminator``, else a string property whose ``enum`` differs in every member
+(preferring ``provider``, then ``type``, then ``on``). Enums, bounds and required properties are
+not copied (the spec lags Vapi on them; the emulator checks the few it needs by hand).
+``tests/test_nested_validation.py`` fails when the committed module differs from what this script
+writes; ``tests/test_spec_table_agreement.py`` runs bodies through both validators.
 """
 
 from __future__ import annotations
@@ -32,15 +47,21 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SPEC = REPO.parent / "shared" / "vapi" / "openapi.json"
-OUTPUT = REPO / "airflow_provider_vapi" / "models" / "spec_shapes.py"
+OUTPUT = REPO / "airflow_provider_vapi" / "spec_table.py"
 
-#: The fields of ``CreateCallDTO`` whose inline objects are checked.
-ROOT_FIELDS = (
+#: The fields of ``CreateCallDTO`` whose inline objects the client checks.
+CALL_ROOT_FIELDS = (
     "assistant", "assistantOverrides", "customer", "customers", "squad", "squadOverrides",
     "schedulePlan", "workflowOverrides", "phoneNumber",
 )  # fmt: skip
-#: Schemas not checked (typed ``any``), with the reason.
-LOOSE = {
+#: The routes whose bodies the emulator checks.
+ROUTES = (
+    "POST /call", "PATCH /call/{id}", "DELETE /call/{id}", "POST /assistant",
+    "POST /v2/campaign", "PATCH /v2/campaign/{id}",
+    "POST /structured-output", "PATCH /structured-output/{id}", "POST /structured-output/run",
+)  # fmt: skip
+#: Schemas typed ``obj`` (an object whose keys are not checked), with the reason.
+FREE_FORM = {
     "JsonSchema": "a user-written JSON Schema: Vapi forwards it to the model, any keyword may be meant",
     "OpenAIFunctionParameters": "a JSON Schema too (OpenAI strict mode wants additionalProperties)",
     "GcpKey": "the key file Google Cloud generates (snake_case keys, unlike the spec's camelCase)",
@@ -50,10 +71,15 @@ PREFERRED = ("provider", "type", "on")
 PRIMITIVES = {"string": "str", "number": "num", "integer": "int", "boolean": "bool", "object": "obj"}
 
 
+def _ref(node: Mapping[str, Any]) -> str:
+    return str(node["$ref"]).rsplit("/", 1)[-1]
+
+
 class Generator:
-    """Walks the spec from :data:`ROOT_FIELDS` and collects schemas and unions."""
+    """Walks the spec from the request bodies and collects schemas and unions."""
 
     def __init__(self, spec: Mapping[str, Any]) -> None:
+        self.spec = spec
         self.schemas: Mapping[str, Any] = spec["components"]["schemas"]
         self.table: dict[str, dict[str, str]] = {}
         self.merged: dict[str, list[str]] = {}
@@ -62,8 +88,8 @@ class Generator:
 
     # -- types ---------------------------------------------------------------------------------
     def schema_type(self, name: str) -> str:
-        if name in LOOSE:
-            return "any"
+        if name in FREE_FORM:
+            return "obj"
         if name not in self.table:
             self.pending.add(name)
         return name
@@ -73,7 +99,7 @@ class Generator:
         if "oneOf" in node or "anyOf" in node:
             return self.one_of(node.get("oneOf") or node["anyOf"], node.get("discriminator"), hint)
         if "$ref" in node:
-            return self.schema_type(node["$ref"].rsplit("/", 1)[-1])
+            return self.schema_type(_ref(node))
         if "allOf" in node:
             parts = node["allOf"]
             return self.type_of(parts[0], hint) if len(parts) == 1 else "any"
@@ -85,11 +111,10 @@ class Generator:
         return PRIMITIVES.get(kind, "any") if isinstance(kind, str) else "any"
 
     def one_of(self, members: list[Any], explicit: Mapping[str, Any] | None, hint: str) -> str:
-        refs = [m["$ref"].rsplit("/", 1)[-1] for m in members if "$ref" in m]
+        refs = [_ref(m) for m in members if "$ref" in m and _ref(m) not in FREE_FORM]
         alternatives = [self.type_of(m, hint) for m in members if "$ref" not in m]
-        if any(name in LOOSE for name in refs):
-            return "any"
-        if refs:
+        alternatives += ["obj" for m in members if "$ref" in m and _ref(m) in FREE_FORM]
+        if refs and "obj" not in alternatives:  # a free-form member takes any object already
             alternatives.append(self.union(refs, explicit, hint))
         unique = list(dict.fromkeys(alternatives))
         return "any" if "any" in unique else "|".join(unique)
@@ -163,45 +188,55 @@ class Generator:
         props = self.schemas[name].get("properties", {})
         return {prop: self.type_of(node, prop) for prop, node in props.items()}
 
-    def run(self) -> dict[str, str]:
-        """Fill the tables; return ``CreateCallDTO`` root field -> type."""
+    def bodies(self) -> dict[str, str]:
+        """Route -> the schema of its JSON body, from the spec's ``paths``."""
+        out = {}
+        for route in ROUTES:
+            method, path = route.split(" ", 1)
+            operation = self.spec["paths"][path][method.lower()]
+            out[route] = _ref(operation["requestBody"]["content"]["application/json"]["schema"])
+        return out
+
+    def run(self) -> tuple[dict[str, str], dict[str, str]]:
+        """Fill the tables; return (``CreateCallDTO`` root field -> type, route -> body schema)."""
         call = self.schemas["CreateCallDTO"]["properties"]
-        roots = {field: self.type_of(call[field], field) for field in ROOT_FIELDS}
+        roots = {field: self.type_of(call[field], field) for field in CALL_ROOT_FIELDS}
+        bodies = self.bodies()
+        for schema in bodies.values():
+            self.schema_type(schema)
         while self.pending:
             name = min(self.pending)
             self.pending.discard(name)
             self.table[name] = self.properties(name)
-        return roots
+        return roots, bodies
 
 
 def _literal(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _tuple(values: Iterable[str]) -> str:
-    return "(" + ", ".join(_literal(value) for value in values) + ",)"
-
-
 def render(spec: Mapping[str, Any]) -> str:
-    """The text of ``spec_shapes.py`` for ``spec``."""
+    """The text of ``spec_table.py`` for ``spec``."""
     generator = Generator(spec)
-    roots = generator.run()
+    roots, bodies = generator.run()
     version = spec.get("info", {}).get("version", "?")
     lines = [
-        '"""Vapi request schemas as data, for :mod:`airflow_provider_vapi.models.nested`. GENERATED.',
+        "\"\"\"Vapi's request schemas as data: the one table of the client's checks and the emulator's. GENERATED.",
         "",
-        f"Written by ``scripts/gen_spec_shapes.py`` from Vapi's OpenAPI spec (version {version}); do not",
-        "edit: run ``python scripts/gen_spec_shapes.py`` after updating the spec. The type grammar is",
-        "described there.",
+        f"Written by ``scripts/gen_spec_table.py`` from Vapi's OpenAPI spec (version {version}); do not",
+        "edit: run ``python scripts/gen_spec_table.py`` after updating the spec. Its docstring describes",
+        "the type grammar. Data only: :mod:`airflow_provider_vapi.models.nested` (the client) and",
+        ":mod:`airflow_provider_vapi.emulator.schema_check` (the emulator) each check bodies against it",
+        "with a validator of their own, so that the emulator stays an independent check of the client.",
         '"""',
         "",
         "from typing import Final",
         "",
         "# fmt: off",
-        "#: Every property of ``CreateCallDTO`` (the top of a ``POST /call`` body).",
-        f"CALL_FIELDS: Final[tuple[str, ...]] = {_tuple(spec['components']['schemas']['CreateCallDTO']['properties'])}",
-        "#: ``CreateCallDTO`` field -> type of what it holds.",
-        f"ROOTS: Final[dict[str, str]] = {_literal(roots)}",
+        "#: ``CreateCallDTO`` field -> type of what it holds (the inline objects the client checks).",
+        f"CALL_ROOTS: Final[dict[str, str]] = {_literal(roots)}",
+        "#: Route -> the schema of its body (the bodies the emulator checks).",
+        f"BODIES: Final[dict[str, str]] = {_literal(bodies)}",
         "#: Union name -> (discriminator property, value -> type); ``*`` is the member without one.",
         "UNIONS: Final[dict[str, tuple[str, dict[str, str]]]] = {",
     ]

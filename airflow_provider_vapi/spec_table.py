@@ -1,17 +1,19 @@
-"""Vapi request schemas as data, for :mod:`airflow_provider_vapi.models.nested`. GENERATED.
+"""Vapi's request schemas as data: the one table of the client's checks and the emulator's. GENERATED.
 
-Written by ``scripts/gen_spec_shapes.py`` from Vapi's OpenAPI spec (version 1.0); do not
-edit: run ``python scripts/gen_spec_shapes.py`` after updating the spec. The type grammar is
-described there.
+Written by ``scripts/gen_spec_table.py`` from Vapi's OpenAPI spec (version 1.0); do not
+edit: run ``python scripts/gen_spec_table.py`` after updating the spec. Its docstring describes
+the type grammar. Data only: :mod:`airflow_provider_vapi.models.nested` (the client) and
+:mod:`airflow_provider_vapi.emulator.schema_check` (the emulator) each check bodies against it
+with a validator of their own, so that the emulator stays an independent check of the client.
 """
 
 from typing import Final
 
 # fmt: off
-#: Every property of ``CreateCallDTO`` (the top of a ``POST /call`` body).
-CALL_FIELDS: Final[tuple[str, ...]] = ("assistantVersion", "transport", "customers", "name", "schedulePlan", "assistantId", "assistant", "assistantOverrides", "squadId", "squad", "squadOverrides", "workflowId", "workflow", "workflowOverrides", "phoneNumberId", "phoneNumber", "customerId", "customer",)
-#: ``CreateCallDTO`` field -> type of what it holds.
-ROOTS: Final[dict[str, str]] = {"assistant": "CreateAssistantDTO", "assistantOverrides": "AssistantOverrides", "customer": "CreateCustomerDTO", "customers": "[CreateCustomerDTO]", "squad": "CreateSquadDTO", "squadOverrides": "AssistantOverrides", "schedulePlan": "SchedulePlan", "workflowOverrides": "WorkflowOverrides", "phoneNumber": "ImportTwilioPhoneNumberDTO"}
+#: ``CreateCallDTO`` field -> type of what it holds (the inline objects the client checks).
+CALL_ROOTS: Final[dict[str, str]] = {"assistant": "CreateAssistantDTO", "assistantOverrides": "AssistantOverrides", "customer": "CreateCustomerDTO", "customers": "[CreateCustomerDTO]", "squad": "CreateSquadDTO", "squadOverrides": "AssistantOverrides", "schedulePlan": "SchedulePlan", "workflowOverrides": "WorkflowOverrides", "phoneNumber": "ImportTwilioPhoneNumberDTO"}
+#: Route -> the schema of its body (the bodies the emulator checks).
+BODIES: Final[dict[str, str]] = {"POST /call": "CreateCallDTO", "PATCH /call/{id}": "UpdateCallDTO", "DELETE /call/{id}": "DeleteCallDTO", "POST /assistant": "CreateAssistantDTO", "POST /v2/campaign": "CreateCampaignDTO", "PATCH /v2/campaign/{id}": "UpdateCampaignDTO", "POST /structured-output": "CreateStructuredOutputDTO", "PATCH /structured-output/{id}": "UpdateStructuredOutputDTO", "POST /structured-output/run": "StructuredOutputRunDTO"}
 #: Union name -> (discriminator property, value -> type); ``*`` is the member without one.
 UNIONS: Final[dict[str, tuple[str, dict[str, str]]]] = {
     "authenticationPlan": ("type", {"aws-iam": "AWSIAMCredentialsAuthenticationPlan", "aws-sts": "AWSStsAuthenticationPlan"}),
@@ -33,8 +35,8 @@ UNIONS: Final[dict[str, tuple[str, dict[str, str]]]] = {
     "encryptionPlan": ("type", {"public-key": "PublicKeyEncryptionPlan"}),
     "fallbackDestination": ("type", {"number": "TransferDestinationNumber", "sip": "TransferDestinationSip"}),
     "hooks": ("on", {"*": "CallHookCustomerSpeechTimeout", "assistant.speech.interrupted": "CallHookAssistantSpeechInterrupted", "call.ending": "CallHookCallEnding", "customer.speech.interrupted": "CallHookCustomerSpeechInterrupted", "session.created": "SessionCreatedHook"}),
-    "hooks2": ("on", {"call.ending": "PhoneNumberHookCallEnding", "call.ringing": "PhoneNumberHookCallRinging"}),
-    "hooks3": ("on", {"*": "CallHookCustomerSpeechTimeout", "assistant.speech.interrupted": "CallHookAssistantSpeechInterrupted", "call.ending": "CallHookCallEnding", "customer.speech.interrupted": "CallHookCustomerSpeechInterrupted", "model.response.timeout": "CallHookModelResponseTimeout"}),
+    "hooks2": ("on", {"*": "CallHookCustomerSpeechTimeout", "assistant.speech.interrupted": "CallHookAssistantSpeechInterrupted", "call.ending": "CallHookCallEnding", "customer.speech.interrupted": "CallHookCustomerSpeechInterrupted", "model.response.timeout": "CallHookModelResponseTimeout"}),
+    "hooks3": ("on", {"call.ending": "PhoneNumberHookCallEnding", "call.ringing": "PhoneNumberHookCallRinging"}),
     "knowledgeBase": ("provider", {"custom-knowledge-base": "CreateCustomKnowledgeBaseDTO"}),
     "message": ("type", {"custom-message": "CustomMessage"}),
     "messages": ("type", {"request-complete": "ToolMessageComplete", "request-failed": "ToolMessageFailed", "request-response-delayed": "ToolMessageDelayed", "request-start": "ToolMessageStart"}),
@@ -48,6 +50,7 @@ UNIONS: Final[dict[str, tuple[str, dict[str, str]]]] = {
     "tools": ("type", {"apiRequest": "CreateApiRequestToolDTO", "bash": "CreateBashToolDTO", "code": "CreateCodeToolDTO", "computer": "CreateComputerToolDTO", "dtmf": "CreateDtmfToolDTO", "endCall": "CreateEndCallToolDTO", "function": "CreateFunctionToolDTO", "gohighlevel.calendar.availability.check": "CreateGoHighLevelCalendarAvailabilityToolDTO", "gohighlevel.calendar.event.create": "CreateGoHighLevelCalendarEventCreateToolDTO", "gohighlevel.contact.create": "CreateGoHighLevelContactCreateToolDTO", "gohighlevel.contact.get": "CreateGoHighLevelContactGetToolDTO", "google.calendar.availability.check": "CreateGoogleCalendarCheckAvailabilityToolDTO", "google.calendar.event.create": "CreateGoogleCalendarCreateEventToolDTO", "google.sheets.row.append": "CreateGoogleSheetsRowAppendToolDTO", "handoff": "CreateHandoffToolDTO", "mcp": "CreateMcpToolDTO", "query": "CreateQueryToolDTO", "sipRequest": "CreateSipRequestToolDTO", "slack.message.send": "CreateSlackSendMessageToolDTO", "sms": "CreateSmsToolDTO", "textEditor": "CreateTextEditorToolDTO", "transferCall": "CreateTransferCallToolDTO", "voicemail": "CreateVoicemailToolDTO"}),
     "transcriber": ("provider", {"11labs": "ElevenLabsTranscriber", "assembly-ai": "AssemblyAITranscriber", "azure": "AzureSpeechTranscriber", "cartesia": "CartesiaTranscriber", "custom-transcriber": "CustomTranscriber", "deepgram": "DeepgramTranscriber", "gladia": "GladiaTranscriber", "google": "GoogleTranscriber", "openai": "OpenAITranscriber", "soniox": "SonioxTranscriber", "speechmatics": "SpeechmaticsTranscriber", "talkscriber": "TalkscriberTranscriber", "vapi": "VapiTranscriber", "xai": "XaiTranscriber"}),
     "transcribers": ("provider", {"11labs": "FallbackElevenLabsTranscriber", "assembly-ai": "FallbackAssemblyAITranscriber", "azure": "FallbackAzureSpeechTranscriber", "cartesia": "FallbackCartesiaTranscriber", "custom-transcriber": "FallbackCustomTranscriber", "deepgram": "FallbackDeepgramTranscriber", "gladia": "FallbackGladiaTranscriber", "google": "FallbackGoogleTranscriber", "openai": "FallbackOpenAITranscriber", "soniox": "FallbackSonioxTranscriber", "speechmatics": "FallbackSpeechmaticsTranscriber", "talkscriber": "FallbackTalkscriberTranscriber", "xai": "FallbackXaiTranscriber"}),
+    "transport": ("provider", {"daily": "VapiWebCallTransport", "telnyx": "TelnyxTransport", "twilio": "TwilioTransport", "vapi.sip": "VapiSipTransport", "vapi.websocket": "VapiWebsocketTransport", "vonage": "VonageTransport"}),
     "transportConfigurations": ("provider", {"twilio": "TransportConfigurationTwilio"}),
     "voice": ("provider", {"11labs": "ElevenLabsVoice", "azure": "AzureVoice", "cartesia": "CartesiaVoice", "custom-voice": "CustomVoice", "deepgram": "DeepgramVoice", "hume": "HumeVoice", "inworld": "InworldVoice", "lmnt": "LMNTVoice", "microsoft": "MicrosoftVoice", "minimax": "MinimaxVoice", "neuphonic": "NeuphonicVoice", "openai": "OpenAIVoice", "playht": "PlayHTVoice", "rime-ai": "RimeAIVoice", "sesame": "SesameVoice", "smallest-ai": "SmallestAIVoice", "tavus": "TavusVoice", "vapi": "VapiVoice", "wellsaid": "WellSaidVoice", "xai": "XaiVoice"}),
     "voicemailDetection": ("provider", {"google": "GoogleVoicemailDetectionPlan", "openai": "OpenAIVoicemailDetectionPlan", "twilio": "TwilioVoicemailDetectionPlan", "vapi": "VapiVoicemailDetectionPlan"}),
@@ -68,6 +71,7 @@ SCHEMAS: Final[dict[str, dict[str, str]]] = {
     "AssistantCustomEndpointingRule": {"type": "str", "regex": "str", "regexOptions": "[RegexOption]", "timeoutSeconds": "num"},
     "AssistantMessage+DeveloperMessage+SystemMessage+ToolMessage+UserMessage": {"role": "str", "content": "str", "refusal": "str", "tool_calls": "[ToolCall]", "name": "str", "metadata": "obj", "message": "str", "time": "num", "secondsFromStart": "num", "tool_call_id": "str", "endTime": "num", "duration": "num", "isFiltered": "bool", "detectedThreats": "[str]", "originalMessage": "str", "speakerLabel": "str"},
     "AssistantOverrides": {"transcriber": "~transcriber", "model": "~model", "voice": "~voice", "firstMessage": "str", "firstMessageInterruptionsEnabled": "bool", "firstMessageMode": "str", "voicemailDetection": "str|~voicemailDetection", "clientMessages": "[str]", "serverMessages": "[str]", "maxDurationSeconds": "num", "backgroundSound": "str", "modelOutputInMessagesEnabled": "bool", "transportConfigurations": "[~transportConfigurations]", "observabilityPlan": "~observabilityPlan", "credentials": "[~credentials]", "hooks": "[~hooks]", "tools:append": "[~tools]", "variableValues": "obj", "name": "str", "voicemailMessage": "str", "endCallMessage": "str", "endCallPhrases": "[str]", "compliancePlan": "CompliancePlan", "metadata": "obj", "backgroundSpeechDenoisingPlan": "BackgroundSpeechDenoisingPlan", "analysisPlan": "AnalysisPlan", "artifactPlan": "ArtifactPlan", "startSpeakingPlan": "StartSpeakingPlan", "stopSpeakingPlan": "StopSpeakingPlan", "monitorPlan": "MonitorPlan", "credentialIds": "[str]", "server": "Server", "keypadInputPlan": "KeypadInputPlan"},
+    "AudioFormat": {"sampleRate": "num", "format": "obj", "container": "str"},
     "AzureBlobStorageBucketPlan": {"connectionString": "str", "containerName": "str", "path": "str"},
     "AzureSpeechTranscriber": {"provider": "str", "language": "str", "segmentationStrategy": "str", "segmentationSilenceTimeoutMs": "num", "segmentationMaximumTimeMs": "num", "fallbackPlan": "FallbackTranscriberPlan"},
     "AzureVoice": {"cachingEnabled": "bool", "provider": "str", "voiceId": "str", "chunkPlan": "ChunkPlan", "speed": "num", "fallbackPlan": "FallbackPlan"},
@@ -83,6 +87,7 @@ SCHEMAS: Final[dict[str, dict[str, str]]] = {
     "CallHookCustomerSpeechTimeout": {"on": "str", "do": "[~do]", "options": "CustomerSpeechTimeoutOptions", "name": "str"},
     "CallHookFilter": {"type": "str", "key": "str", "oneOf": "[str]"},
     "CallHookModelResponseTimeout": {"on": "str", "do": "[~do]"},
+    "CampaignPredialPlan": {"enabled": "bool"},
     "CartesiaExperimentalControls": {"speed": "str|num", "emotion": "str"},
     "CartesiaGenerationConfig": {"speed": "num", "volume": "num", "experimental": "CartesiaGenerationConfigExperimental"},
     "CartesiaGenerationConfigExperimental": {"accentLocalization": "int"},
@@ -104,13 +109,15 @@ SCHEMAS: Final[dict[str, dict[str, str]]] = {
     "CreateAnthropicBedrockCredentialDTO": {"provider": "str", "region": "str", "authenticationPlan": "~authenticationPlan", "name": "str"},
     "CreateAnthropicCredentialDTO": {"provider": "str", "apiKey": "str", "name": "str"},
     "CreateAnyscaleCredentialDTO": {"provider": "str", "apiKey": "str", "name": "str"},
-    "CreateApiRequestToolDTO": {"messages": "[~messages]", "type": "str", "name": "str", "method": "str", "timeoutSeconds": "num", "credentialId": "str", "encryptedPaths": "[str]", "parameters": "[ToolParameter]", "description": "str", "url": "str", "body": "any", "headers": "any", "backoffPlan": "BackoffPlan", "variableExtractionPlan": "VariableExtractionPlan", "rejectionPlan": "ToolRejectionPlan"},
+    "CreateApiRequestToolDTO": {"messages": "[~messages]", "type": "str", "name": "str", "method": "str", "timeoutSeconds": "num", "credentialId": "str", "encryptedPaths": "[str]", "parameters": "[ToolParameter]", "description": "str", "url": "str", "body": "obj", "headers": "obj", "backoffPlan": "BackoffPlan", "variableExtractionPlan": "VariableExtractionPlan", "rejectionPlan": "ToolRejectionPlan"},
     "CreateAssemblyAICredentialDTO": {"provider": "str", "apiKey": "str", "name": "str"},
     "CreateAssistantDTO": {"transcriber": "~transcriber", "model": "~model", "voice": "~voice", "firstMessage": "str", "firstMessageInterruptionsEnabled": "bool", "firstMessageMode": "str", "voicemailDetection": "str|~voicemailDetection", "clientMessages": "[str]", "serverMessages": "[str]", "maxDurationSeconds": "num", "backgroundSound": "str", "modelOutputInMessagesEnabled": "bool", "transportConfigurations": "[~transportConfigurations]", "observabilityPlan": "~observabilityPlan", "credentials": "[~credentials]", "hooks": "[~hooks]", "name": "str", "voicemailMessage": "str", "endCallMessage": "str", "endCallPhrases": "[str]", "compliancePlan": "CompliancePlan", "metadata": "obj", "backgroundSpeechDenoisingPlan": "BackgroundSpeechDenoisingPlan", "analysisPlan": "AnalysisPlan", "artifactPlan": "ArtifactPlan", "startSpeakingPlan": "StartSpeakingPlan", "stopSpeakingPlan": "StopSpeakingPlan", "monitorPlan": "MonitorPlan", "credentialIds": "[str]", "server": "Server", "keypadInputPlan": "KeypadInputPlan"},
     "CreateAzureCredentialDTO": {"provider": "str", "service": "str", "region": "str", "apiKey": "str", "fallbackIndex": "num", "bucketPlan": "AzureBlobStorageBucketPlan", "name": "str"},
     "CreateAzureOpenAICredentialDTO": {"provider": "str", "region": "str", "models": "[str]", "openAIKey": "str", "ocpApimSubscriptionKey": "str", "openAIEndpoint": "str", "name": "str"},
     "CreateBashToolDTO": {"messages": "[~messages]", "type": "str", "subType": "str", "server": "Server", "name": "str", "rejectionPlan": "ToolRejectionPlan"},
     "CreateByoSipTrunkCredentialDTO": {"provider": "str", "gateways": "[SipTrunkGateway]", "outboundAuthenticationPlan": "SipTrunkOutboundAuthenticationPlan", "outboundLeadingPlusEnabled": "bool", "techPrefix": "str", "sipDiversionHeader": "str", "name": "str"},
+    "CreateCallDTO": {"assistantVersion": "str", "transport": "~transport", "customers": "[CreateCustomerDTO]", "name": "str", "schedulePlan": "SchedulePlan", "assistantId": "str", "assistant": "CreateAssistantDTO", "assistantOverrides": "AssistantOverrides", "squadId": "str", "squad": "CreateSquadDTO", "squadOverrides": "AssistantOverrides", "workflowId": "str", "workflow": "CreateWorkflowDTO", "workflowOverrides": "WorkflowOverrides", "phoneNumberId": "str", "phoneNumber": "ImportTwilioPhoneNumberDTO", "customerId": "str", "customer": "CreateCustomerDTO"},
+    "CreateCampaignDTO": {"name": "str", "assistantId": "str", "workflowId": "str", "squadId": "str", "phoneNumberId": "str", "dialPlan": "[DialPlanEntry]", "schedulePlan": "SchedulePlan", "customers": "[CreateCustomerDTO]", "maxConcurrency": "num", "assistantOverrides": "AssistantOverrides", "squadOverrides": "AssistantOverrides", "server": "Server", "serverMessages": "[str]", "predialPlan": "CampaignPredialPlan", "duplicateFromCampaignId": "str"},
     "CreateCartesiaCredentialDTO": {"provider": "str", "apiKey": "str", "apiUrl": "str", "name": "str"},
     "CreateCerebrasCredentialDTO": {"provider": "str", "apiKey": "str", "name": "str"},
     "CreateCloudflareCredentialDTO": {"provider": "str", "accountId": "str", "apiKey": "str", "accountEmail": "str", "fallbackIndex": "num", "bucketPlan": "CloudflareR2BucketPlan", "name": "str"},
@@ -128,7 +135,7 @@ SCHEMAS: Final[dict[str, dict[str, str]]] = {
     "CreateEmailCredentialDTO": {"provider": "str", "email": "str", "name": "str"},
     "CreateEndCallToolDTO": {"messages": "[~messages]", "type": "str", "rejectionPlan": "ToolRejectionPlan"},
     "CreateFunctionToolDTO": {"messages": "[~messages]", "type": "str", "async": "bool", "server": "Server", "variableExtractionPlan": "VariableExtractionPlan", "parameters": "[ToolParameter]", "function": "OpenAIFunction", "rejectionPlan": "ToolRejectionPlan"},
-    "CreateGcpCredentialDTO": {"provider": "str", "fallbackIndex": "num", "gcpKey": "any", "region": "str", "bucketPlan": "BucketPlan", "name": "str"},
+    "CreateGcpCredentialDTO": {"provider": "str", "fallbackIndex": "num", "gcpKey": "obj", "region": "str", "bucketPlan": "BucketPlan", "name": "str"},
     "CreateGladiaCredentialDTO": {"provider": "str", "apiKey": "str", "name": "str"},
     "CreateGoHighLevelCalendarAvailabilityToolDTO": {"messages": "[~messages]", "type": "str", "rejectionPlan": "ToolRejectionPlan"},
     "CreateGoHighLevelCalendarEventCreateToolDTO": {"messages": "[~messages]", "type": "str", "rejectionPlan": "ToolRejectionPlan"},
@@ -166,7 +173,7 @@ SCHEMAS: Final[dict[str, dict[str, str]]] = {
     "CreateS3CompatibleCredentialDTO": {"provider": "str", "bucketPlan": "S3CompatibleBucketPlan", "fallbackIndex": "num", "name": "str"},
     "CreateS3CredentialDTO": {"provider": "str", "awsAccessKeyId": "str", "awsSecretAccessKey": "str", "region": "str", "s3BucketName": "str", "s3PathPrefix": "str", "fallbackIndex": "num", "name": "str"},
     "CreateScorecardDTO": {"name": "str", "description": "str", "metrics": "[ScorecardMetric]", "assistantIds": "[str]"},
-    "CreateSipRequestToolDTO": {"messages": "[~messages]", "type": "str", "verb": "str", "headers": "any", "body": "any", "rejectionPlan": "ToolRejectionPlan"},
+    "CreateSipRequestToolDTO": {"messages": "[~messages]", "type": "str", "verb": "str", "headers": "obj", "body": "str|obj", "rejectionPlan": "ToolRejectionPlan"},
     "CreateSlackOAuth2AuthorizationCredentialDTO": {"provider": "str", "authorizationId": "str", "name": "str"},
     "CreateSlackSendMessageToolDTO": {"messages": "[~messages]", "type": "str", "rejectionPlan": "ToolRejectionPlan"},
     "CreateSlackWebhookCredentialDTO": {"provider": "str", "webhookUrl": "str", "name": "str"},
@@ -175,7 +182,7 @@ SCHEMAS: Final[dict[str, dict[str, str]]] = {
     "CreateSonioxCredentialDTO": {"provider": "str", "apiKey": "str", "apiUrl": "str", "name": "str"},
     "CreateSpeechmaticsCredentialDTO": {"provider": "str", "apiKey": "str", "name": "str"},
     "CreateSquadDTO": {"name": "str", "members": "[SquadMemberDTO]", "membersOverrides": "AssistantOverrides"},
-    "CreateStructuredOutputDTO": {"type": "str", "regex": "str", "model": "~model2", "compliancePlan": "ComplianceOverride", "conditions": "[~conditions]", "name": "str", "schema": "any", "description": "str", "assistantIds": "[str]", "workflowIds": "[str]"},
+    "CreateStructuredOutputDTO": {"type": "str", "regex": "str", "model": "~model2", "compliancePlan": "ComplianceOverride", "conditions": "[~conditions]", "name": "str", "schema": "obj", "description": "str", "assistantIds": "[str]", "workflowIds": "[str]"},
     "CreateSupabaseCredentialDTO": {"provider": "str", "fallbackIndex": "num", "bucketPlan": "SupabaseBucketPlan", "name": "str"},
     "CreateTavusCredentialDTO": {"provider": "str", "apiKey": "str", "name": "str"},
     "CreateTextEditorToolDTO": {"messages": "[~messages]", "type": "str", "subType": "str", "server": "Server", "name": "str", "rejectionPlan": "ToolRejectionPlan"},
@@ -186,6 +193,7 @@ SCHEMAS: Final[dict[str, dict[str, str]]] = {
     "CreateVonageCredentialDTO": {"provider": "str", "apiSecret": "str", "apiKey": "str", "name": "str"},
     "CreateWebhookCredentialDTO": {"provider": "str", "authenticationPlan": "~authenticationPlan2", "name": "str"},
     "CreateWellSaidCredentialDTO": {"provider": "str", "apiKey": "str", "name": "str"},
+    "CreateWorkflowDTO": {"nodes": "[~nodes]", "model": "~model2", "transcriber": "~transcriber", "voice": "~voice", "observabilityPlan": "~observabilityPlan", "backgroundSound": "str", "hooks": "[~hooks2]", "credentials": "[~credentials]", "voicemailDetection": "str|~voicemailDetection", "maxDurationSeconds": "num", "name": "str", "edges": "[Edge]", "globalPrompt": "str", "server": "Server", "compliancePlan": "CompliancePlan", "analysisPlan": "AnalysisPlan", "artifactPlan": "ArtifactPlan", "startSpeakingPlan": "StartSpeakingPlan", "stopSpeakingPlan": "StopSpeakingPlan", "monitorPlan": "MonitorPlan", "backgroundSpeechDenoisingPlan": "BackgroundSpeechDenoisingPlan", "credentialIds": "[str]", "keypadInputPlan": "KeypadInputPlan", "voicemailMessage": "str"},
     "CreateXAiCredentialDTO": {"provider": "str", "apiKey": "str", "name": "str"},
     "CustomEndpointingModelSmartEndpointingPlan+LivekitSmartEndpointingPlan+VapiSmartEndpointingPlan": {"provider": "str", "server": "Server", "waitFunction": "str"},
     "CustomLLMModel": {"messages": "[OpenAIMessage]", "tools": "[~tools]", "toolIds": "[str]", "toolRefs": "[ToolRef]", "knowledgeBase": "~knowledgeBase", "provider": "str", "metadataSendMode": "str", "headers": "obj", "url": "str", "wordLevelConfidenceEnabled": "bool", "timeoutSeconds": "num", "model": "str", "temperature": "num", "maxTokens": "num", "emotionRecognitionEnabled": "bool", "numFastTurns": "num"},
@@ -198,6 +206,8 @@ SCHEMAS: Final[dict[str, dict[str, str]]] = {
     "DeepSeekModel": {"messages": "[OpenAIMessage]", "tools": "[~tools]", "toolIds": "[str]", "toolRefs": "[ToolRef]", "knowledgeBase": "~knowledgeBase", "model": "str", "provider": "str", "temperature": "num", "maxTokens": "num", "emotionRecognitionEnabled": "bool", "numFastTurns": "num"},
     "DeepgramTranscriber": {"provider": "str", "model": "str", "language": "str", "smartFormat": "bool", "mipOptOut": "bool", "numerals": "bool", "profanityFilter": "bool", "redaction": "[str]", "confidenceThreshold": "num", "eotThreshold": "num", "eotTimeoutMs": "num", "languages": "[str]", "keywords": "[str]", "keyterm": "[str]", "endpointing": "num", "fallbackPlan": "FallbackTranscriberPlan"},
     "DeepgramVoice": {"cachingEnabled": "bool", "provider": "str", "voiceId": "str", "model": "str", "mipOptOut": "bool", "chunkPlan": "ChunkPlan", "fallbackPlan": "FallbackPlan"},
+    "DeleteCallDTO": {"ids": "[str]"},
+    "DialPlanEntry": {"phoneNumberId": "str", "customers": "[CreateCustomerDTO]"},
     "Edge": {"condition": "~condition", "from": "str", "to": "str", "metadata": "obj"},
     "ElevenLabsPronunciationDictionaryLocator": {"pronunciationDictionaryId": "str", "versionId": "str"},
     "ElevenLabsTranscriber": {"provider": "str", "model": "str", "language": "str", "silenceThresholdSeconds": "num", "confidenceThreshold": "num", "minSpeechDurationMs": "num", "minSilenceDurationMs": "num", "fallbackPlan": "FallbackTranscriberPlan"},
@@ -259,7 +269,7 @@ SCHEMAS: Final[dict[str, dict[str, str]]] = {
     "HandoffDestinationDynamic": {"type": "str", "server": "Server", "description": "str"},
     "HandoffDestinationSquad": {"type": "str", "contextEngineeringPlan": "~contextEngineeringPlan", "squadId": "str", "squad": "CreateSquadDTO", "entryAssistantName": "str", "variableExtractionPlan": "VariableExtractionPlan", "squadOverrides": "AssistantOverrides", "description": "str"},
     "HumeVoice": {"cachingEnabled": "bool", "provider": "str", "model": "str", "voiceId": "str", "isCustomHumeVoice": "bool", "chunkPlan": "ChunkPlan", "description": "str", "fallbackPlan": "FallbackPlan"},
-    "ImportTwilioPhoneNumberDTO": {"fallbackDestination": "~fallbackDestination", "hooks": "[~hooks2]", "smsEnabled": "bool", "twilioPhoneNumber": "str", "twilioAccountSid": "str", "twilioAuthToken": "str", "twilioApiKey": "str", "twilioApiSecret": "str", "name": "str", "assistantId": "str", "workflowId": "str", "squadId": "str", "server": "Server"},
+    "ImportTwilioPhoneNumberDTO": {"fallbackDestination": "~fallbackDestination", "hooks": "[~hooks3]", "smsEnabled": "bool", "twilioPhoneNumber": "str", "twilioAccountSid": "str", "twilioAuthToken": "str", "twilioApiKey": "str", "twilioApiSecret": "str", "name": "str", "assistantId": "str", "workflowId": "str", "squadId": "str", "server": "Server"},
     "InflectionAIModel": {"messages": "[OpenAIMessage]", "tools": "[~tools]", "toolIds": "[str]", "toolRefs": "[ToolRef]", "knowledgeBase": "~knowledgeBase", "model": "str", "provider": "str", "temperature": "num", "maxTokens": "num", "emotionRecognitionEnabled": "bool", "numFastTurns": "num"},
     "InworldVoice": {"cachingEnabled": "bool", "provider": "str", "voiceId": "str", "model": "str", "languageCode": "str", "temperature": "num", "speakingRate": "num", "chunkPlan": "ChunkPlan", "fallbackPlan": "FallbackPlan"},
     "KeypadInputPlan": {"enabled": "bool", "timeoutSeconds": "num", "delimiters": "str"},
@@ -280,7 +290,7 @@ SCHEMAS: Final[dict[str, dict[str, str]]] = {
     "NeuphonicVoice": {"cachingEnabled": "bool", "provider": "str", "voiceId": "str", "model": "str", "language": "obj", "speed": "num", "chunkPlan": "ChunkPlan", "fallbackPlan": "FallbackPlan"},
     "OAuth2AuthenticationPlan": {"type": "str", "url": "str", "clientId": "str", "clientSecret": "str", "scope": "str"},
     "Oauth2AuthenticationSession": {"accessToken": "str", "expiresAt": "date", "refreshToken": "str"},
-    "OpenAIFunction": {"name": "str", "strict": "bool", "description": "str", "parameters": "any"},
+    "OpenAIFunction": {"name": "str", "strict": "bool", "description": "str", "parameters": "obj"},
     "OpenAIMessage": {"content": "str", "role": "str"},
     "OpenAIModel": {"messages": "[OpenAIMessage]", "tools": "[~tools]", "toolIds": "[str]", "toolRefs": "[ToolRef]", "knowledgeBase": "~knowledgeBase", "provider": "str", "model": "str", "fallbackModels": "[str]", "toolStrictCompatibilityMode": "str", "promptCacheRetention": "str", "promptCacheKey": "str", "reasoningEffort": "str", "temperature": "num", "maxTokens": "num", "emotionRecognitionEnabled": "bool", "numFastTurns": "num"},
     "OpenAITranscriber": {"provider": "str", "model": "str", "language": "str", "fallbackPlan": "FallbackTranscriberPlan"},
@@ -324,13 +334,15 @@ SCHEMAS: Final[dict[str, dict[str, str]]] = {
     "StartSpeakingPlan": {"waitSeconds": "num", "smartEndpointingEnabled": "bool|str", "smartEndpointingPlan": "CustomEndpointingModelSmartEndpointingPlan+LivekitSmartEndpointingPlan+VapiSmartEndpointingPlan", "customEndpointingRules": "[~customEndpointingRules]", "transcriptionEndpointingPlan": "TranscriptionEndpointingPlan"},
     "StopSpeakingPlan": {"numWords": "num", "voiceSeconds": "num", "backoffSeconds": "num", "acknowledgementPhrases": "[str]", "interruptionPhrases": "[str]"},
     "StructuredDataMultiPlan": {"key": "str", "plan": "StructuredDataPlan"},
-    "StructuredDataPlan": {"messages": "[obj]", "enabled": "bool", "schema": "any", "timeoutSeconds": "num"},
+    "StructuredDataPlan": {"messages": "[obj]", "enabled": "bool", "schema": "obj", "timeoutSeconds": "num"},
+    "StructuredOutputRunDTO": {"previewEnabled": "bool", "structuredOutputId": "str", "structuredOutput": "CreateStructuredOutputDTO", "callIds": "[str]"},
     "SuccessEvaluationPlan": {"rubric": "str", "messages": "[obj]", "enabled": "bool", "timeoutSeconds": "num"},
     "SummaryPlan": {"messages": "[obj]", "enabled": "bool", "timeoutSeconds": "num"},
     "SupabaseBucketPlan": {"region": "str", "url": "str", "accessKeyId": "str", "secretAccessKey": "str", "name": "str", "path": "str"},
     "TalkscriberTranscriber": {"provider": "str", "model": "str", "language": "str", "fallbackPlan": "FallbackTranscriberPlan"},
     "TavusConversationProperties": {"maxCallDuration": "num", "participantLeftTimeout": "num", "participantAbsentTimeout": "num", "enableRecording": "bool", "enableTranscription": "bool", "applyGreenscreen": "bool", "language": "str", "recordingS3BucketName": "str", "recordingS3BucketRegion": "str", "awsAssumeRoleArn": "str"},
     "TavusVoice": {"cachingEnabled": "bool", "provider": "str", "voiceId": "str", "chunkPlan": "ChunkPlan", "personaId": "str", "callbackUrl": "str", "conversationName": "str", "conversationalContext": "str", "customGreeting": "str", "properties": "TavusConversationProperties", "fallbackPlan": "FallbackPlan"},
+    "TelnyxTransport": {"conversationType": "str", "provider": "str", "callControlId": "str", "callLegId": "str", "callSessionId": "str"},
     "TextContent": {"type": "str", "text": "str", "language": "str"},
     "TogetherAIModel": {"messages": "[OpenAIMessage]", "tools": "[~tools]", "toolIds": "[str]", "toolRefs": "[ToolRef]", "knowledgeBase": "~knowledgeBase", "provider": "str", "model": "str", "temperature": "num", "maxTokens": "num", "emotionRecognitionEnabled": "bool", "numFastTurns": "num"},
     "ToolCall": {"id": "str", "type": "str", "function": "ToolCallFunction"},
@@ -353,15 +365,23 @@ SCHEMAS: Final[dict[str, dict[str, str]]] = {
     "TransferPhoneNumberHookAction": {"type": "str", "destination": "~fallbackDestination"},
     "TransferPlan": {"mode": "str", "message": "str|~message", "timeout": "num", "sipVerb": "obj", "dialTimeout": "num", "holdAudioUrl": "str", "transferCompleteAudioUrl": "str", "contextEngineeringPlan": "~contextEngineeringPlan2", "twiml": "str", "summaryPlan": "SummaryPlan", "sipHeadersInReferToEnabled": "bool", "fallbackPlan": "TransferFallbackPlan"},
     "TransportConfigurationTwilio": {"provider": "str", "timeout": "num", "record": "bool", "recordingChannels": "str"},
+    "TwilioTransport": {"conversationType": "str", "provider": "str", "accountSid": "str", "callSid": "str", "callToken": "str", "forwardedFrom": "str"},
     "TwilioVoicemailDetectionPlan": {"provider": "str", "voicemailDetectionTypes": "[str]", "enabled": "bool", "machineDetectionTimeout": "num", "machineDetectionSpeechThreshold": "num", "machineDetectionSpeechEndThreshold": "num", "machineDetectionSilenceTimeout": "num"},
+    "UpdateCallDTO": {"name": "str"},
+    "UpdateCampaignDTO": {"name": "str", "assistantId": "str", "workflowId": "str", "squadId": "str", "phoneNumberId": "str", "dialPlan": "[DialPlanEntry]", "schedulePlan": "SchedulePlan", "status": "str"},
+    "UpdateStructuredOutputDTO": {"type": "str", "regex": "str", "model": "~model2", "compliancePlan": "ComplianceOverride", "conditions": "[~conditions]", "name": "str", "description": "str", "assistantIds": "[str]", "workflowIds": "[str]", "schema": "obj"},
     "VapiModel": {"messages": "[OpenAIMessage]", "tools": "[~tools]", "toolIds": "[str]", "toolRefs": "[ToolRef]", "knowledgeBase": "~knowledgeBase", "model": "str", "version": "str", "provider": "str", "workflowId": "str", "workflow": "WorkflowUserEditable", "temperature": "num", "emotionRecognitionEnabled": "bool", "numFastTurns": "num"},
     "VapiPronunciationDictionaryLocator": {"pronunciationDictId": "str", "versionId": "str", "provider": "str"},
+    "VapiSipTransport": {"conversationType": "str", "provider": "str", "dialTimeout": "num", "sbcCallSid": "str", "callSid": "str"},
     "VapiTranscriber": {"provider": "str", "version": "str", "language": "str", "languages": "[str]", "keywords": "[str]", "turnTaking": "str"},
     "VapiVoice": {"cachingEnabled": "bool", "provider": "str", "voiceId": "str", "version": "str|num", "speed": "num", "language": "str", "pronunciationDictionary": "[VapiPronunciationDictionaryLocator]", "chunkPlan": "ChunkPlan"},
     "VapiVoicemailDetectionPlan": {"beepMaxAwaitSeconds": "num", "provider": "str", "backoffPlan": "VoicemailDetectionBackoffPlan", "type": "str"},
+    "VapiWebCallTransport": {"conversationType": "str", "provider": "str", "roomDeleteOnUserLeaveEnabled": "bool", "callUrl": "str", "callSipUri": "str"},
+    "VapiWebsocketTransport": {"conversationType": "str", "provider": "str", "audioFormat": "AudioFormat"},
     "VariableExtractionAlias": {"key": "str", "value": "str"},
-    "VariableExtractionPlan": {"schema": "any", "aliases": "[VariableExtractionAlias]"},
+    "VariableExtractionPlan": {"schema": "obj", "aliases": "[VariableExtractionAlias]"},
     "VoicemailDetectionBackoffPlan": {"startAtSeconds": "num", "frequencySeconds": "num", "maxRetries": "num"},
+    "VonageTransport": {"conversationType": "str", "provider": "str", "conversationUUID": "str", "callUUID": "str"},
     "WellSaidVoice": {"cachingEnabled": "bool", "provider": "str", "voiceId": "str", "model": "str", "enableSsml": "bool", "libraryIds": "[str]", "chunkPlan": "ChunkPlan", "fallbackPlan": "FallbackPlan"},
     "WorkflowAnthropicBedrockModel": {"messages": "[OpenAIMessage]", "provider": "str", "model": "str", "thinking": "AnthropicThinkingConfig", "temperature": "num", "maxTokens": "num"},
     "WorkflowAnthropicModel": {"messages": "[OpenAIMessage]", "provider": "str", "model": "str", "thinking": "AnthropicThinkingConfig", "temperature": "num", "maxTokens": "num"},
@@ -369,7 +389,7 @@ SCHEMAS: Final[dict[str, dict[str, str]]] = {
     "WorkflowGoogleModel": {"messages": "[OpenAIMessage]", "provider": "str", "model": "str", "temperature": "num", "maxTokens": "num"},
     "WorkflowOpenAIModel": {"messages": "[OpenAIMessage]", "provider": "str", "model": "str", "temperature": "num", "maxTokens": "num"},
     "WorkflowOverrides": {"variableValues": "obj"},
-    "WorkflowUserEditable": {"nodes": "[~nodes]", "model": "~model2", "transcriber": "~transcriber", "voice": "~voice", "observabilityPlan": "~observabilityPlan", "backgroundSound": "str", "hooks": "[~hooks3]", "credentials": "[~credentials]", "voicemailDetection": "str|~voicemailDetection", "maxDurationSeconds": "num", "name": "str", "edges": "[Edge]", "globalPrompt": "str", "server": "Server", "compliancePlan": "CompliancePlan", "analysisPlan": "AnalysisPlan", "artifactPlan": "ArtifactPlan", "startSpeakingPlan": "StartSpeakingPlan", "stopSpeakingPlan": "StopSpeakingPlan", "monitorPlan": "MonitorPlan", "backgroundSpeechDenoisingPlan": "BackgroundSpeechDenoisingPlan", "credentialIds": "[str]", "keypadInputPlan": "KeypadInputPlan", "voicemailMessage": "str"},
+    "WorkflowUserEditable": {"nodes": "[~nodes]", "model": "~model2", "transcriber": "~transcriber", "voice": "~voice", "observabilityPlan": "~observabilityPlan", "backgroundSound": "str", "hooks": "[~hooks2]", "credentials": "[~credentials]", "voicemailDetection": "str|~voicemailDetection", "maxDurationSeconds": "num", "name": "str", "edges": "[Edge]", "globalPrompt": "str", "server": "Server", "compliancePlan": "CompliancePlan", "analysisPlan": "AnalysisPlan", "artifactPlan": "ArtifactPlan", "startSpeakingPlan": "StartSpeakingPlan", "stopSpeakingPlan": "StopSpeakingPlan", "monitorPlan": "MonitorPlan", "backgroundSpeechDenoisingPlan": "BackgroundSpeechDenoisingPlan", "credentialIds": "[str]", "keypadInputPlan": "KeypadInputPlan", "voicemailMessage": "str"},
     "XaiModel": {"messages": "[OpenAIMessage]", "tools": "[~tools]", "toolIds": "[str]", "toolRefs": "[ToolRef]", "knowledgeBase": "~knowledgeBase", "model": "str", "provider": "str", "temperature": "num", "maxTokens": "num", "emotionRecognitionEnabled": "bool", "numFastTurns": "num"},
     "XaiTranscriber": {"provider": "str", "model": "str", "language": "str", "fallbackPlan": "FallbackTranscriberPlan"},
     "XaiVoice": {"cachingEnabled": "bool", "provider": "str", "voiceId": "str", "language": "str", "speed": "num", "chunkPlan": "ChunkPlan", "fallbackPlan": "FallbackPlan"},
