@@ -90,7 +90,7 @@ chaos: $(STAMP)
 # Mutation testing of the retry-safety guarantees (idempotency/, skew.py, the export window rule)
 # against the fast tests: scripts/mutate.py prints the score per module and every survivor, and
 # fails under 90%. Not in CI (hours on two cores). mutmut is installed here, never by the dev extra.
-# MUTANTS='airflow_provider_vapi.skew.*' runs only those mutants; MAX_CHILDREN=1 runs one worker.
+# MUTANTS='airflow_provider_vapi.wire.skew.*' runs only those mutants; MAX_CHILDREN=1 runs one worker.
 mutate: $(STAMP)
 	$(VENV)/bin/uv pip install -q --python $(PY) mutmut==3.8.1
 	$(PY) scripts/mutate.py --markdown test-results/mutation.md $(if $(MAX_CHILDREN),--max-children $(MAX_CHILDREN)) $(MUTANTS)

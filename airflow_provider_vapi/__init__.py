@@ -24,25 +24,15 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-_OPERATOR_MODULES = (
-    "airflow_provider_vapi.operators",
-    "airflow_provider_vapi.structured_outputs",
-    "airflow_provider_vapi.call_export",
-    "airflow_provider_vapi.warehouse",
-    "airflow_provider_vapi.campaigns.operator",
-    "airflow_provider_vapi.campaigns.contacts",
-)
-_SENSOR_MODULES = ("airflow_provider_vapi.sensors", "airflow_provider_vapi.campaigns.sensor")
-_TRIGGER_MODULES = (
-    "airflow_provider_vapi.triggers",
-    "airflow_provider_vapi.campaigns.trigger",
-    "airflow_provider_vapi.call_events.trigger",
-)
+#: The public faces: each re-exports what lives in its feature package (``ARCHITECTURE.md``).
+_OPERATOR_MODULES = ("airflow_provider_vapi.operators",)
+_SENSOR_MODULES = ("airflow_provider_vapi.sensors",)
+_TRIGGER_MODULES = ("airflow_provider_vapi.triggers",)
 
 
 def get_provider_info() -> dict[str, Any]:
     """Provider metadata read by Airflow through the ``apache_airflow_provider`` entry point."""
-    from airflow_provider_vapi.connection_form import CONN_FIELDS, provider_ui_field_behaviour
+    from airflow_provider_vapi.wire.connection import CONN_FIELDS, provider_ui_field_behaviour
 
     return {
         "package-name": "airflow-provider-vapi",
@@ -61,8 +51,8 @@ def get_provider_info() -> dict[str, Any]:
         "sensors": [{"integration-name": "Vapi", "python-modules": list(_SENSOR_MODULES)}],
         "triggers": [{"integration-name": "Vapi", "python-modules": list(_TRIGGER_MODULES)}],
         "extra-links": [
-            "airflow_provider_vapi.links.VapiCallLink",
-            "airflow_provider_vapi.links.VapiCampaignLink",
+            "airflow_provider_vapi.hook.links.VapiCallLink",
+            "airflow_provider_vapi.hook.links.VapiCampaignLink",
         ],
         "connection-types": [
             {

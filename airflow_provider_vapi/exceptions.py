@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 from pydantic import ValidationError
 
-from airflow_provider_vapi.retries import is_retryable_status
+from airflow_provider_vapi.wire.retries import is_retryable_status
 
 
 class VapiError(AirflowException):

@@ -8,7 +8,7 @@
   (:func:`awaited_for`). A squad or workflow call, or an assistant that cannot be read, leaves the
   configuration unknown: then the analysis is awaited when the call had a conversation and no
   output is (an output that arrives anyway is still handed on).
-  :func:`airflow_provider_vapi.waiting.is_settled` applies it, with the grace period.
+  :func:`airflow_provider_vapi.waiting.task.is_settled` applies it, with the grace period.
 * **Structured outputs by name** (:func:`outputs_by_name`): ``artifact.structuredOutputs`` is keyed
   by id; downstream tasks want ``{name: result}``.
 * **The XCom of a finished call** (:func:`call_result`): compact by default (ids, status, outcome,
@@ -26,13 +26,13 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from airflow_provider_vapi.exceptions import VapiError
-from airflow_provider_vapi.links import dashboard_url
+from airflow_provider_vapi.hook.links import dashboard_url
 from airflow_provider_vapi.models import Call
-from airflow_provider_vapi.paging import parse_ts_or_none
 from airflow_provider_vapi.secrets import redact_secrets
+from airflow_provider_vapi.wire.paging import parse_ts_or_none
 
 if TYPE_CHECKING:
-    from airflow_provider_vapi.hooks import VapiHook
+    from airflow_provider_vapi.hook.core import VapiHook
 
 __all__ = [
     "XCOM_DETAILS",

@@ -2,7 +2,7 @@
 
 Contenders (the account's concurrency limit is ``--limit``; the campaign's ``maxConcurrency`` too):
 
-* ``campaign``: ``hook.campaigns.create(body, key)`` once, then ``hook.campaigns.get(id)`` every
+* ``campaign``: ``CampaignApi(hook).create(body, key)`` once, then ``CampaignApi(hook).get(id)`` every
   poll interval until the campaign is over, then every contact through ``iter_contact_pages``
   (what ``RunCampaignOperator`` + ``LoadCampaignContactsOperator`` do);
 * ``batch``: ``VapiHook.create_call`` with ``customers`` in chunks of 100, then a listing of the
@@ -91,6 +91,7 @@ class Run:
 
 def run_campaign(run: Run) -> dict[str, Any]:
     """RunCampaignOperator (create, read, poll until over) + LoadCampaignContactsOperator (pages)."""
+    from airflow_provider_vapi.campaigns.api import CampaignApi
     from airflow_provider_vapi.campaigns.request import build_campaign_body, check_campaign_body
     from airflow_provider_vapi.hooks import VapiHook
 
@@ -104,14 +105,14 @@ def run_campaign(run: Run) -> dict[str, Any]:
     }
     body = build_campaign_body(params)
     check_campaign_body(body)
-    created = hook.campaigns.create(body, f"bench-{run.tag}")
+    created = CampaignApi(hook).create(body, f"bench-{run.tag}")
     run.placed()
-    campaign = hook.campaigns.get(created.id)
+    campaign = CampaignApi(hook).get(created.id)
     while not campaign.is_over:
         run.pause()
         run.polls += 1
-        campaign = hook.campaigns.get(created.id)
-    contacts = [c for page in hook.campaigns.iter_contact_pages(created.id) for c in page]
+        campaign = CampaignApi(hook).get(created.id)
+    contacts = [c for page in CampaignApi(hook).iter_contact_pages(created.id) for c in page]
     hook.close()
     done = sum(1 for c in contacts if c.call_id and c.ended_reason)
     return {"results": done, "errors": 0, "status": campaign.status, "dialed": campaign.metrics.dialed}
@@ -206,6 +207,7 @@ def who_was_called(emu: Any, n: int) -> dict[str, int]:
 
 def warm_up(emu: Any) -> None:
     """Imports (Airflow's take seconds), the connection and lazily built models: not any round's."""
+    from airflow_provider_vapi.campaigns.api import CampaignApi
     from airflow_provider_vapi.campaigns.request import build_campaign_body, check_campaign_body
     from airflow_provider_vapi.hooks import VapiHook
 
@@ -213,9 +215,9 @@ def warm_up(emu: Any) -> None:
     base = {"assistant_id": emu.assistant_id, "phone_number_id": emu.phone_number_id}
     body = build_campaign_body({"name": "warm-up", "customers": [conversation_number(0)], **base})
     check_campaign_body(body)
-    campaign = hook.campaigns.create(body, "bench-warm-up")
-    hook.campaigns.get(campaign.id)
-    list(hook.campaigns.iter_contact_pages(campaign.id))
+    campaign = CampaignApi(hook).create(body, "bench-warm-up")
+    CampaignApi(hook).get(campaign.id)
+    list(CampaignApi(hook).iter_contact_pages(campaign.id))
     hook.create_call(emu.call_body(conversation_number(1)))
     hook.list_calls(createdAtGe=datetime.now(UTC) - timedelta(minutes=1))
     hook.close()

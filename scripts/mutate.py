@@ -12,7 +12,7 @@ The configuration lives here, not in ``pyproject.toml`` (mutmut reads only ``[to
 
     python scripts/mutate.py                 # the whole set (make mutate)
     python scripts/mutate.py --score         # only print the score of the last run
-    python scripts/mutate.py 'airflow_provider_vapi.skew.*'   # only these mutants (fnmatch)
+    python scripts/mutate.py 'airflow_provider_vapi.wire.skew.*'   # only these mutants (fnmatch)
     python scripts/mutate.py --resume [PATTERN ...]   # those the last run did not kill
     python scripts/mutate.py --max-children 1         # one worker (make mutate MAX_CHILDREN=1)
 
@@ -35,14 +35,18 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 #: The mutants that count (mutmut's names, fnmatch): every function of these modules, and the
-#: functions of call_export.py that decide the export window.
+#: functions of landing/export.py that decide the export window.
 PROMISES = (
     "airflow_provider_vapi.idempotency.*",
-    "airflow_provider_vapi.skew.*",
-    "airflow_provider_vapi.call_export.x_settles_at*",
-    "airflow_provider_vapi.call_export.x_check_settled*",
-    "airflow_provider_vapi.call_export.xǁExportCallsOperatorǁwindow*",
-    "airflow_provider_vapi.call_export.xǁExportCallsOperatorǁwait_until_settled*",
+    "airflow_provider_vapi.placing.place.*",
+    "airflow_provider_vapi.placing.retry.*",
+    "airflow_provider_vapi.campaigns.once.*",
+    "airflow_provider_vapi.campaigns.plan.*",
+    "airflow_provider_vapi.wire.skew.*",
+    "airflow_provider_vapi.landing.export.x_settles_at*",
+    "airflow_provider_vapi.landing.export.x_check_settled*",
+    "airflow_provider_vapi.landing.export.xǁExportCallsOperatorǁwindow*",
+    "airflow_provider_vapi.landing.export.xǁExportCallsOperatorǁwait_until_settled*",
 )
 
 #: The tests run against each mutant: pure ones, and those against the in-process emulator that
@@ -104,8 +108,12 @@ CONFIG: dict[str, Any] = {
     "source_paths": ["airflow_provider_vapi"],
     "only_mutate": [
         "airflow_provider_vapi/idempotency/*",
-        "airflow_provider_vapi/skew.py",
-        "airflow_provider_vapi/call_export.py",
+        "airflow_provider_vapi/placing/place.py",
+        "airflow_provider_vapi/placing/retry.py",
+        "airflow_provider_vapi/campaigns/once.py",
+        "airflow_provider_vapi/campaigns/plan.py",
+        "airflow_provider_vapi/wire/skew.py",
+        "airflow_provider_vapi/landing/export.py",
     ],
     # Wording is not a promise: what a log line or an exception's message says is not mutated
     # (whether, when and which exception is raised is).

@@ -18,9 +18,9 @@ pytest.importorskip(
     "airflow.triggers.shared_stream", reason="call-event watchers need Airflow 3.3's shared streams"
 )
 
-from airflow_provider_vapi import shared_poll
 from airflow_provider_vapi.call_events.trigger import VapiCallEventTrigger
 from airflow_provider_vapi.exceptions import VapiInvalidRequestError
+from airflow_provider_vapi.waiting import shared_poll
 from tests.call_events_support import Database, StateStore, Triggerer
 
 pytestmark = pytest.mark.timeout(120)

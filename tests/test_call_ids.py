@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_vapi.waiting import normalize_call_ids
+from airflow_provider_vapi.waiting.task import normalize_call_ids
 
 
 def test_ids_lists_and_batch_results() -> None:

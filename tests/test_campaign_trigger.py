@@ -9,15 +9,16 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_vapi.campaigns.api import CampaignApi
 from airflow_provider_vapi.campaigns.trigger import CampaignStatusTrigger
 from airflow_provider_vapi.hooks import VapiHook
-from airflow_provider_vapi.waiting import trigger_on_kill_supported
+from airflow_provider_vapi.waiting.task import trigger_on_kill_supported
 from tests.dag_runner import run_dag, states, xcom
 from tests.test_campaigns import HEADER, body, calls_of
 
 
 def create(emu: Any, numbers: list[str], key: str, **extra: Any) -> str:
-    return VapiHook("vapi_default").campaigns.create(body(emu, numbers, **extra), key=key).id
+    return CampaignApi(VapiHook("vapi_default")).create(body(emu, numbers, **extra), key=key).id
 
 
 async def events(trigger: CampaignStatusTrigger) -> list[dict[str, Any]]:
@@ -71,7 +72,7 @@ async def test_killing_the_deferred_task_cancels_the_campaign(vapi_emulator: Any
     emu = vapi_emulator
     campaign_id = create(emu, [f"+155520030{i}0006" for i in range(3)], "trigger-kill", maxConcurrency=1)
     await CampaignStatusTrigger(campaign_id, cancel_on_kill=True).on_kill()
-    assert VapiHook("vapi_default").campaigns.get(campaign_id).status == "cancelled"
+    assert CampaignApi(VapiHook("vapi_default")).get(campaign_id).status == "cancelled"
     finish_held_calls(emu)
     assert len(calls_of(emu, campaign_id)) == 1
 

@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 from airflow.exceptions import AirflowTaskTimeout
 
+from airflow_provider_vapi.campaigns.api import CampaignApi
 from airflow_provider_vapi.campaigns.models import Campaign
+from airflow_provider_vapi.campaigns.once import keyed_name, marker
 from airflow_provider_vapi.campaigns.operator import RunCampaignOperator
 from airflow_provider_vapi.exceptions import VapiCampaignTimeoutError, VapiCreateUnresolvedError
 from airflow_provider_vapi.hooks import VapiHook
-from airflow_provider_vapi.idempotency.campaign import keyed_name, marker
 from tests.conftest import vapi_conn_json
 from tests.dag_runner import run_dag, states, tries, xcom
 
@@ -47,7 +48,7 @@ def calls_of(emu: Any, campaign_id: str) -> list[dict[str, Any]]:
 def wait_until_over(hook: VapiHook, campaign_id: str, seconds: float = 60) -> Campaign:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        campaign = hook.campaigns.get(campaign_id)
+        campaign = CampaignApi(hook).get(campaign_id)
         if campaign.is_over and campaign.counters.dispatched == 0:
             return campaign
         time.sleep(0.05)
@@ -67,12 +68,12 @@ def test_a_campaign_runs_each_person_once_and_its_counters_are_vapis(vapi_conn: 
     scripted = ["+15551010001", "+15551010002", "+15551010003", "+15551010005"]  # busy, no answer, voicemail, start error
     people = numbers("101", 36) + scripted
     hook = VapiHook(vapi_conn)
-    created = hook.campaigns.create(body(emu, people, maxConcurrency=7), key="dag/run/task/-1")
+    created = CampaignApi(hook).create(body(emu, people, maxConcurrency=7), key="dag/run/task/-1")
     assert created.name == f"test campaign {marker('dag/run/task/-1')}"
     done = wait_until_over(hook, created.id)
     assert done.status == "ended" and done.ended_reason == "campaign.ended.success"
     assert Counter(c["customer"]["number"] for c in calls_of(emu, created.id)) == Counter(people)
-    contacts = [c for page in hook.campaigns.iter_contact_pages(created.id, page_size=15) for c in page]
+    contacts = [c for page in CampaignApi(hook).iter_contact_pages(created.id, page_size=15) for c in page]
     assert [c.number for c in contacts] == people, "every contact, in upload order, across pages"
     assert (done.counters.completed, done.counters.failed) == (39, 1), "the start error never got going"
     assert (done.metrics.dialed, done.metrics.connected) == (39, 36), "busy, no answer, voicemail: not connected"
@@ -91,7 +92,7 @@ def test_a_create_without_a_readable_answer_is_found_not_sent_again(
     emu = vapi_emulator
     emu.faults([fault], method="POST", path="/v2/campaign")
     hook = VapiHook(vapi_conn)
-    got = hook.campaigns.create(body(emu, numbers("102", 3)), key=f"lost/{fault}")
+    got = CampaignApi(hook).create(body(emu, numbers("102", 3)), key=f"lost/{fault}")
     made = [c for c in campaigns(emu) if c["name"].endswith(marker(f"lost/{fault}"))]
     posts = emu.requests(method="POST", path="/v2/campaign")
     if fault == "502":  # a gateway's 502: the request may never have reached Vapi; after the settle it is resent once
@@ -113,7 +114,7 @@ def test_a_create_slower_than_the_timeout_is_waited_for_not_sent_again(
         vapi_conn_json(emu.url, emu.api_key, timeout=timeout, retry_max_wait=0.2, create_settle_seconds=late + 3),
     )
     emu.faults([f"late:{late:g}"], method="POST", path="/v2/campaign")
-    got = VapiHook("vapi_slow").campaigns.create(body(emu, numbers("103", 5)), key=f"slow/{factor}")
+    got = CampaignApi(VapiHook("vapi_slow")).create(body(emu, numbers("103", 5)), key=f"slow/{factor}")
     assert len(emu.requests(method="POST", path="/v2/campaign")) == 1
     assert [c["id"] for c in campaigns(emu) if c["name"].endswith(marker(f"slow/{factor}"))] == [got.id]
     assert Counter(c["customer"]["number"] for c in calls_of(emu, got.id)).most_common(1)[0][1] <= 1
@@ -123,7 +124,7 @@ def test_a_refused_create_is_sent_again(vapi_conn: str, vapi_emulator: Any) -> N
     """A 429 made nothing: sending again is safe, and makes exactly one campaign."""
     emu = vapi_emulator
     emu.faults([429], method="POST", path="/v2/campaign")
-    got = VapiHook(vapi_conn).campaigns.create(body(emu, numbers("104", 2)), key="refused")
+    got = CampaignApi(VapiHook(vapi_conn)).create(body(emu, numbers("104", 2)), key="refused")
     assert len(emu.requests(method="POST", path="/v2/campaign")) == 2
     assert [c["id"] for c in campaigns(emu) if c["name"].endswith(marker("refused"))] == [got.id]
 
@@ -133,7 +134,7 @@ def test_a_create_that_cannot_be_resolved_fails_instead_of_creating_again(vapi_c
     emu.faults(["drop"], method="POST", path="/v2/campaign")
     emu.faults([500] * 10, method="GET", path="/v2/campaign")
     with pytest.raises(VapiCreateUnresolvedError, match=r"Not sending it again.*\[af:"):
-        VapiHook(vapi_conn).campaigns.create(body(emu, numbers("105", 2)), key="unresolved")
+        CampaignApi(VapiHook(vapi_conn)).create(body(emu, numbers("105", 2)), key="unresolved")
     assert len(emu.requests(method="POST", path="/v2/campaign")) == 1
 
 
@@ -192,14 +193,15 @@ def test_a_retry_waits_out_the_create_its_dead_earlier_try_left_in_flight(
         + f"""
         import httpx
         from airflow_provider_vapi import idempotency
-        from airflow_provider_vapi.idempotency.campaign import keyed_name
+        from airflow_provider_vapi.placing import retry
+        from airflow_provider_vapi.campaigns.once import keyed_name
 
         class DiesMidCreate(RunCampaignOperator):
             def execute(self, context):
                 if context["ti"].try_number > 1:
                     return super().execute(context)
                 body = self.build_body(context)
-                idempotency.note_sending(context)
+                retry.note_sending(context)
                 body["name"] = keyed_name(body["name"], idempotency.task_key(context))
                 try:
                     httpx.post({emu.url + "/v2/campaign"!r}, json=body, timeout=0.2,
@@ -264,6 +266,7 @@ def test_a_retry_refuses_a_campaign_that_was_cancelled(vapi_emulator: Any) -> No
         "campaign_cancelled_before",
         HEADER
         + f"""
+        from airflow_provider_vapi.campaigns.api import CampaignApi
         from airflow_provider_vapi.hooks import VapiHook
 
         class CancelledThenDies(RunCampaignOperator):
@@ -271,7 +274,7 @@ def test_a_retry_refuses_a_campaign_that_was_cancelled(vapi_emulator: Any) -> No
                 if context["ti"].try_number == 1:
                     self.wait_for_completion = False
                     summary = super().execute(context)
-                    VapiHook().campaigns.cancel(summary["campaign_id"])
+                    CampaignApi(VapiHook()).cancel(summary["campaign_id"])
                     raise RuntimeError("killed")
                 return super().execute(context)
 
@@ -336,9 +339,9 @@ def test_a_timed_out_wait_cancels_and_no_call_is_placed_after_the_cancel(
 def test_the_timeout_error_says_how_many_people_were_reached(vapi_emulator: Any) -> None:
     emu = vapi_emulator
     hook = VapiHook("vapi_default")
-    made = hook.campaigns.create(body(emu, [f"+15551090{i:02d}0006" for i in range(5)], maxConcurrency=2), key="reach")
+    made = CampaignApi(hook).create(body(emu, [f"+15551090{i:02d}0006" for i in range(5)], maxConcurrency=2), key="reach")
     wait_for = time.monotonic() + 30
-    while hook.campaigns.get(made.id).counters.dispatched < 2 and time.monotonic() < wait_for:
+    while CampaignApi(hook).get(made.id).counters.dispatched < 2 and time.monotonic() < wait_for:
         time.sleep(0.05)
     operator = RunCampaignOperator(task_id="t", customers=["+14155550100"], assistant_id="a", phone_number_id="p")
     with pytest.raises(VapiCampaignTimeoutError, match=r"cancelled it\): 2 of 5 contacts reached .*still pending 0"):
@@ -351,16 +354,16 @@ def test_the_timeout_error_says_how_many_people_were_reached(vapi_emulator: Any)
 def test_a_kill_cancels_the_campaign(vapi_emulator: Any) -> None:
     emu = vapi_emulator
     hook = VapiHook("vapi_default")
-    made = hook.campaigns.create(body(emu, [f"+15551100{i:02d}0006" for i in range(4)], maxConcurrency=1), key="kill")
+    made = CampaignApi(hook).create(body(emu, [f"+15551100{i:02d}0006" for i in range(4)], maxConcurrency=1), key="kill")
     operator = RunCampaignOperator(task_id="t", customers=["+14155550100"], assistant_id="a", phone_number_id="p")
     operator._campaign_id = made.id
     operator.on_kill()
-    assert hook.campaigns.get(made.id).status == "cancelled"
+    assert CampaignApi(hook).get(made.id).status == "cancelled"
     keep = RunCampaignOperator(task_id="t", customers=["+1"], assistant_id="a", phone_number_id="p", cancel_on_kill=False)
-    other = hook.campaigns.create(body(emu, ["+15551101000006"]), key="kept")
+    other = CampaignApi(hook).create(body(emu, ["+15551101000006"]), key="kept")
     keep._campaign_id = other.id
     keep.on_kill()
-    assert hook.campaigns.get(other.id).status != "cancelled", "cancel_on_kill=False leaves it running"
+    assert CampaignApi(hook).get(other.id).status != "cancelled", "cancel_on_kill=False leaves it running"
     for call in emu.calls():
         if call.get("status") != "ended":
             emu.end_call(call["id"])

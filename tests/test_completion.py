@@ -8,7 +8,7 @@ import pytest
 
 from airflow_provider_vapi.exceptions import VapiCallFailedError
 from airflow_provider_vapi.models import Call, CallOutcome
-from airflow_provider_vapi.waiting import check_outcome, is_settled, normalize_outcomes
+from airflow_provider_vapi.waiting.task import check_outcome, is_settled, normalize_outcomes
 
 ENDED = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 

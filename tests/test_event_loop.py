@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_vapi import hooks, transport
+from airflow_provider_vapi.hook import core as hooks
 from airflow_provider_vapi.triggers import CallStatusTrigger
+from airflow_provider_vapi.wire import connection
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -31,7 +32,7 @@ async def test_the_trigger_reads_the_connection_and_masks_off_the_loop(
     vapi_conn: str, vapi_emulator: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: list[tuple[str, bool]] = []
-    real_mask, real_from = hooks.mask, transport.ConnectionSettings.from_connection
+    real_mask, real_from = hooks.mask, connection.ConnectionSettings.from_connection
 
     def mask(secrets: Any) -> None:
         seen.append(("mask_secret", _on_a_loop()))
@@ -42,7 +43,7 @@ async def test_the_trigger_reads_the_connection_and_masks_off_the_loop(
         return real_from(*args, **kwargs)
 
     monkeypatch.setattr(hooks, "mask", mask)
-    monkeypatch.setattr(transport.ConnectionSettings, "from_connection", from_connection)
+    monkeypatch.setattr(connection.ConnectionSettings, "from_connection", from_connection)
     call_id = vapi_emulator.create_call("+15550004242")["id"]
     trigger = CallStatusTrigger(call_id, vapi_conn, poll_interval=0.1, analysis_grace_period=0)
     async with asyncio.timeout(30):

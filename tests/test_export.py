@@ -15,7 +15,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_vapi.exceptions import VapiError
 from airflow_provider_vapi.operators import ExportCallsOperator
-from airflow_provider_vapi.skew import CLOCK_SKEW
+from airflow_provider_vapi.wire.skew import CLOCK_SKEW
 from tests.dag_runner import run_dag, states, xcom
 
 pytestmark = pytest.mark.usefixtures("vapi_conn")

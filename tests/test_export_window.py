@@ -1,7 +1,7 @@
 """The export's window rule, proven with real ``dag.test()`` runs against the emulator.
 
 A window ``[updated_after, updated_before)`` is exported once it has settled, at
-``updated_before + CLOCK_SKEW`` by Airflow's clock (:mod:`airflow_provider_vapi.call_export`):
+``updated_before + CLOCK_SKEW`` by Airflow's clock (:mod:`airflow_provider_vapi.landing.export`):
 
 * a call's final state always lands in some window's file, with Vapi's clock as far behind
   Airflow's as the margin allows (it used to be lost: the warehouse kept ``in-progress``);
@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_vapi.operators import ExportCallsOperator, LoadCallsOperator
-from airflow_provider_vapi.skew import CLOCK_SKEW
+from airflow_provider_vapi.wire.skew import CLOCK_SKEW
 from tests.dag_runner import load_dag, run_dag, states, xcom
 from tests.test_warehouse import query, warehouse  # noqa: F401 (the fixture)
 

@@ -14,14 +14,14 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_provider_vapi import triggers
 from airflow_provider_vapi.exceptions import VapiAPIError, VapiError, VapiResponseError
 from airflow_provider_vapi.hooks import VapiHook
 from airflow_provider_vapi.models import Call
-from airflow_provider_vapi.paging import PagingError, Window, parse_ts
-from airflow_provider_vapi.retries import RetryPolicy
-from airflow_provider_vapi.transport import EXCERPT_CHARS, Send, decode_json, validate
 from airflow_provider_vapi.triggers import CallStatusTrigger
+from airflow_provider_vapi.waiting import trigger as triggers
+from airflow_provider_vapi.wire.paging import PagingError, Window, parse_ts
+from airflow_provider_vapi.wire.retries import RetryPolicy
+from airflow_provider_vapi.wire.transport import EXCERPT_CHARS, Send, decode_json, validate
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -292,7 +292,7 @@ async def test_a_raw_call_page_retries_garbage_like_any_read(vapi_conn: str, vap
 
 async def test_a_cut_off_page_fails_the_listing_with_a_response_error(vapi_conn: str, vapi_emulator: Any) -> None:
     """A body cut short still starts like a JSON array: the decoder, not the transport, finds it."""
-    from airflow_provider_vapi import feed
+    from airflow_provider_vapi.waiting import feed
 
     call_id = vapi_emulator.create_call(HELD)["id"]
     vapi_emulator.faults(["garbage:truncated"], method="GET", path="/call")

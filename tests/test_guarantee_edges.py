@@ -14,22 +14,10 @@ import httpx
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
 
-from airflow_provider_vapi.call_export import (
-    ExportCallsOperator,
-    WindowNotSettledError,
-    check_settled,
-    settles_at,
-)
+from airflow_provider_vapi.campaigns.api import CampaignApi
+from airflow_provider_vapi.campaigns.once import campaign_key, keyed_name, legacy_marker, marker
+from airflow_provider_vapi.campaigns.plan import CAMPAIGN_STATE_KEY, plan_campaign, remember_campaign
 from airflow_provider_vapi.exceptions import VapiCreateUnresolvedError, VapiResponseError, VapiStaleTryError
-from airflow_provider_vapi.idempotency.campaign import (
-    CAMPAIGN_STATE_KEY,
-    campaign_key,
-    keyed_name,
-    legacy_marker,
-    marker,
-    plan_campaign,
-    remember_campaign,
-)
 from airflow_provider_vapi.idempotency.create import (
     ANSWERED_SETTLE,
     BATCH_MAX,
@@ -46,8 +34,15 @@ from airflow_provider_vapi.idempotency.keys import (
     redial_key,
 )
 from airflow_provider_vapi.idempotency.persons import match, person_key, tokens
-from airflow_provider_vapi.idempotency.place import place_planned, plan_calls
-from airflow_provider_vapi.idempotency.retry import (
+from airflow_provider_vapi.landing.export import (
+    ExportCallsOperator,
+    WindowNotSettledError,
+    check_settled,
+    settles_at,
+)
+from airflow_provider_vapi.models import Call, CreateCallRequest
+from airflow_provider_vapi.placing.place import place_planned, plan_calls
+from airflow_provider_vapi.placing.retry import (
     SENT_KEY,
     STATE_KEY,
     TRY_KEY,
@@ -59,8 +54,7 @@ from airflow_provider_vapi.idempotency.retry import (
     run_began,
     wait_out_earlier_send,
 )
-from airflow_provider_vapi.models import Call, CreateCallRequest
-from airflow_provider_vapi.skew import CLOCK_SKEW
+from airflow_provider_vapi.wire.skew import CLOCK_SKEW
 from tests.conftest import vapi_conn_json
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -499,9 +493,9 @@ def test_a_retried_campaign_task_reattaches_and_leaves_out_the_persons_of_its_ot
 ) -> None:
     emu = vapi_emulator
     mine, other = _context(map_index=0, try_number=2), _context(map_index=1)
-    made = hook.campaigns.create(_campaign_body(emu, "+15553001000"), campaign_key(mine))
-    theirs = hook.campaigns.create(_campaign_body(emu, "+15553002000", "+15553003000"), campaign_key(other))
-    hook.campaigns.create(_campaign_body(emu, "+15553004000"), "d/r/elsewhere")
+    made = CampaignApi(hook).create(_campaign_body(emu, "+15553001000"), campaign_key(mine))
+    theirs = CampaignApi(hook).create(_campaign_body(emu, "+15553002000", "+15553003000"), campaign_key(other))
+    CampaignApi(hook).create(_campaign_body(emu, "+15553004000"), "d/r/elsewhere")
     assert made.name == f"Reminders {marker('d/r/t#0')}"
     plan = plan_campaign(hook, mine, campaign_key(mine))  # type: ignore[arg-type]
     assert plan.own is not None and plan.own.id == made.id
@@ -526,10 +520,10 @@ def test_a_cleared_campaign_task_finds_its_campaign_tagged_before_the_person_rul
         old = http.post("/v2/campaign", json={**_campaign_body(emu, "+15553005000"), "name": f"R {legacy}"})
     plan = plan_campaign(hook, context, campaign_key(context))  # type: ignore[arg-type]
     assert plan.own is not None and plan.own.id == old.json()["id"] and plan.others == []
-    first = hook.campaigns.create(_campaign_body(emu, "+15553006000"), campaign_key(context))
+    first = CampaignApi(hook).create(_campaign_body(emu, "+15553006000"), campaign_key(context))
     again = plan_campaign(hook, context, campaign_key(context))  # type: ignore[arg-type]
     assert again.own is not None and again.own.id == first.id, "the person rule's tag, not the old one"
-    twice = hook.campaigns.create(_campaign_body(emu, "+15553007000"), campaign_key(context))
+    twice = CampaignApi(hook).create(_campaign_body(emu, "+15553007000"), campaign_key(context))
     assert twice.id != first.id
     several = plan_campaign(hook, context, campaign_key(context))  # type: ignore[arg-type]
     assert several.own is not None and several.own.id == first.id, "several: the oldest"
@@ -611,7 +605,7 @@ def test_the_tag_before_the_person_rule_of_an_unmapped_task_names_map_index_minu
 def test_a_stored_campaign_id_that_is_not_an_id_is_ignored(hook: Any, vapi_emulator: Any) -> None:
     emu = vapi_emulator
     context = _context(Store(**{CAMPAIGN_STATE_KEY: 42}), try_number=2)
-    made = hook.campaigns.create(_campaign_body(emu, "+15553009000"), campaign_key(context))
+    made = CampaignApi(hook).create(_campaign_body(emu, "+15553009000"), campaign_key(context))
     plan = plan_campaign(hook, context, campaign_key(context))  # type: ignore[arg-type]
     assert plan.own is not None and plan.own.id == made.id, "found by its tag"
 
@@ -700,8 +694,8 @@ def test_a_retried_task_instance_without_a_campaign_of_its_own_knows_the_persons
     hook: Any, vapi_emulator: Any
 ) -> None:
     emu = vapi_emulator
-    one = hook.campaigns.create(_campaign_body(emu, "+15553010000"), "d/r/t#1")
-    two = hook.campaigns.create(_campaign_body(emu, "+15553011000"), "d/r/t#2")
+    one = CampaignApi(hook).create(_campaign_body(emu, "+15553010000"), "d/r/t#1")
+    two = CampaignApi(hook).create(_campaign_body(emu, "+15553011000"), "d/r/t#2")
     context = _context(Store(), map_index=0, try_number=2)
     plan = plan_campaign(hook, context, campaign_key(context))  # type: ignore[arg-type]
     assert plan.own is None and [c.id for c in plan.others] == [one.id, two.id]

@@ -22,7 +22,7 @@ from airflow_provider_vapi.hooks import VapiHook
 from airflow_provider_vapi.idempotency import IDEMPOTENCY_METADATA_KEY, key_of
 from airflow_provider_vapi.idempotency.persons import identity, token
 from airflow_provider_vapi.models import Call, CallBatchResponse, CreateCallRequest
-from airflow_provider_vapi.retries import RetryPolicy
+from airflow_provider_vapi.wire.retries import RetryPolicy
 from tests.conftest import vapi_conn_json
 from tests.shared_data import seed_payload, strings_where_the_spec_wants_them
 

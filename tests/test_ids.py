@@ -1,7 +1,7 @@
 """Ids are data, never a path or a query ("Data is never code", item 4).
 
 Every id the hook puts into a URL path is checked as a Vapi id (a UUID) first
-(:mod:`airflow_provider_vapi.ids`): a wrong one fails with ``VapiInvalidRequestError`` naming the
+(:mod:`airflow_provider_vapi.wire.ids`): a wrong one fails with ``VapiInvalidRequestError`` naming the
 parameter, and the emulator's request log proves that nothing was sent. The three findings of the
 issue come first; then every route, both drivers; then what the check accepts.
 """
@@ -14,10 +14,12 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_vapi.campaigns.api import CampaignApi
 from airflow_provider_vapi.exceptions import VapiInvalidRequestError
 from airflow_provider_vapi.hooks import VapiHook
-from airflow_provider_vapi.ids import EXAMPLE_ID, checked_id, path_segment
 from airflow_provider_vapi.models import Call
+from airflow_provider_vapi.structured_outputs.api import StructuredOutputApi
+from airflow_provider_vapi.wire.ids import EXAMPLE_ID, checked_id, path_segment
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -73,10 +75,10 @@ def test_a_campaign_id_that_rendered_to_nothing_asks_nothing(
     """A ``campaign_id`` rendering to ``None`` asked ``GET /v2/campaign/None/contacts``."""
     vapi_emulator.clear_requests()
     with pytest.raises(VapiInvalidRequestError) as info:
-        list(hook.campaigns.iter_contact_pages(rendered))
+        list(CampaignApi(hook).iter_contact_pages(rendered))
     assert "campaign_id=" in str(info.value) and "rendered to nothing" in str(info.value)
     with pytest.raises(VapiInvalidRequestError, match="is not a Vapi campaign id"):
-        hook.campaigns.get(rendered)
+        CampaignApi(hook).get(rendered)
     nothing_sent(vapi_emulator)
 
 
@@ -100,12 +102,12 @@ ROUTES: dict[str, tuple[str, Callable[[VapiHook, Any], Any]]] = {
     "download_recording": ("call_id", lambda h, v: h.download_recording(v, lambda: None)),
     "get_assistant": ("assistant_id", lambda h, v: h.get_assistant(v)),
     "aget_assistant": ("assistant_id", lambda h, v: h.aget_assistant(v)),
-    "get_structured_output": ("structured_output_id", lambda h, v: h.get_structured_output(v)),
-    "campaigns.get": ("campaign_id", lambda h, v: h.campaigns.get(v)),
-    "campaigns.aget": ("campaign_id", lambda h, v: h.campaigns.aget(v)),
-    "campaigns.cancel": ("campaign_id", lambda h, v: h.campaigns.cancel(v)),
-    "campaigns.acancel": ("campaign_id", lambda h, v: h.campaigns.acancel(v)),
-    "campaigns.iter_contact_pages": ("campaign_id", lambda h, v: h.campaigns.iter_contact_pages(v)),
+    "get_structured_output": ("structured_output_id", lambda h, v: StructuredOutputApi(h).get(v)),
+    "campaigns.get": ("campaign_id", lambda h, v: CampaignApi(h).get(v)),
+    "campaigns.aget": ("campaign_id", lambda h, v: CampaignApi(h).aget(v)),
+    "campaigns.cancel": ("campaign_id", lambda h, v: CampaignApi(h).cancel(v)),
+    "campaigns.acancel": ("campaign_id", lambda h, v: CampaignApi(h).acancel(v)),
+    "campaigns.iter_contact_pages": ("campaign_id", lambda h, v: CampaignApi(h).iter_contact_pages(v)),
 }
 
 

@@ -1,7 +1,7 @@
 """Every module of the provider imports in a fresh process, before Airflow itself.
 
 Importing Airflow discovers providers, which calls our ``get_provider_info``; a module that the
-discovery imports (``connection_form`` -> ``retries``) must not import one that is still half
+discovery imports (``wire.connection`` -> ``wire.retries``) must not import one that is still half
 built at that moment (``exceptions``, which imports Airflow). A test process has usually imported
 Airflow already, so only a fresh interpreter shows such a loop.
 """
@@ -13,7 +13,17 @@ import sys
 
 import pytest
 
-FIRST_IMPORTS = ["exceptions", "retries", "models", "paging", "connection_form", "hooks", "triggers"]
+FIRST_IMPORTS = [
+    "exceptions",
+    "wire.retries",
+    "models",
+    "wire.paging",
+    "wire.connection",
+    "hook.core",
+    "hooks",
+    "waiting.trigger",
+    "triggers",
+]
 
 
 @pytest.mark.parametrize("module", FIRST_IMPORTS)

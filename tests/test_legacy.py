@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from airflow_provider_vapi.legacy import (
+from airflow_provider_vapi.models import CreateCallRequest
+from airflow_provider_vapi.models.legacy import (
     ASSISTANT_DROPS,
     ASSISTANT_MOVES,
     PHONE_NUMBER_MOVES,
     upgrade_call_body,
 )
-from airflow_provider_vapi.models import CreateCallRequest
 from tests.shared_data import openapi_spec, seed_payload, strings_where_the_spec_wants_them
 
 LOGGER = "airflow_provider_vapi.models"

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_vapi.links import campaign_url, dashboard_url
+from airflow_provider_vapi.hook.links import campaign_url, dashboard_url
 from tests.dag_runner import run_dag, states, xcom
 
 pytestmark = [pytest.mark.usefixtures("airflow_db", "vapi_conn"), pytest.mark.timeout(120)]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from airflow_provider_vapi import models, outcomes, secrets
+from airflow_provider_vapi import models, secrets
 from airflow_provider_vapi.idempotency import IDEMPOTENCY_METADATA_KEY, key_of
 from airflow_provider_vapi.models import (
     Call,
@@ -24,6 +24,7 @@ from airflow_provider_vapi.models import (
     TwilioPhoneNumber,
     classify_ended_reason,
     find_secret_values,
+    outcomes,
     redact_secrets,
 )
 from tests.shared_data import openapi_spec, seed_payload

@@ -310,13 +310,14 @@ def test_a_retry_waits_out_the_create_its_dead_earlier_try_left_in_flight(
         f"""
         import httpx
         from airflow_provider_vapi import idempotency
+        from airflow_provider_vapi.placing import retry
 
         class DiesMidCreate(PlaceCallOperator):
             def execute(self, context):
                 if context["ti"].try_number > 1:
                     return super().execute(context)
                 request = self.build_request()
-                idempotency.note_sending(context)  # as the operator does before every create
+                retry.note_sending(context)  # as the operator does before every create
                 body = idempotency.keyed_body(request, idempotency.task_key(context))
                 try:  # the worker is gone 0.2 s after sending: no answer was ever read
                     httpx.post({emu.url + "/call"!r}, json=body, timeout=0.2,

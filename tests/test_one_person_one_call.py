@@ -3,7 +3,7 @@ emulator (and ``dag.test()`` where the behaviour is a task's), counting calls an
 the emulator's own records.
 
 Each test fails on the code before the person rule (commit af0c154), or guards a margin that no
-test guarded before (setting :data:`~airflow_provider_vapi.skew.CLOCK_SKEW` to zero fails it).
+test guarded before (setting :data:`~airflow_provider_vapi.wire.skew.CLOCK_SKEW` to zero fails it).
 A moved row after a real clear: tests/system/test_moved_rows.py; every combination of faults:
 tests/test_fault_simulation.py.
 """

@@ -170,7 +170,7 @@ def test_redial_on_retry_calls_again_only_when_nobody_was_reached(vapi_emulator:
     dag_run = run_dag(
         "redial",
         f"""
-        from airflow_provider_vapi.waiting import check_outcome
+        from airflow_provider_vapi.waiting.task import check_outcome
 
         class FailsFirstTry(PlaceCallOperator):
             def execute(self, context):

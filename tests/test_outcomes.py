@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from airflow_provider_vapi.outcomes import CallOutcome, classify_ended_reason
+from airflow_provider_vapi.models.outcomes import CallOutcome, classify_ended_reason
 from tests.shared_data import ended_reasons
 
 
@@ -65,6 +65,6 @@ def test_outcome_families(reason: str | None, outcome: CallOutcome) -> None:
 
 
 def test_an_unknown_family_is_logged_for_whoever_updates_the_table(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.DEBUG, logger="airflow_provider_vapi.outcomes"):
+    with caplog.at_level(logging.DEBUG, logger="airflow_provider_vapi.models.outcomes"):
         assert classify_ended_reason("zebra-crossing") is CallOutcome.UNKNOWN
     assert "'zebra-crossing' belongs to no known family" in caplog.text

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from airflow_provider_vapi.paging import PAGE_MAX, PagingError, Window, iso, parse_ts
+from airflow_provider_vapi.wire.paging import PAGE_MAX, PagingError, Window, iso, parse_ts
 
 
 def _serve(

@@ -10,16 +10,14 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_vapi import skew
+from airflow_provider_vapi.campaigns.once import campaign_key, marker, of_scope
 from airflow_provider_vapi.idempotency import (
     call_key,
     carries_key,
     key_of,
     keyed_body,
-    may_have_earlier,
     task_key,
 )
-from airflow_provider_vapi.idempotency.campaign import campaign_key, marker, of_scope
 from airflow_provider_vapi.idempotency.persons import (
     identity,
     match,
@@ -29,6 +27,8 @@ from airflow_provider_vapi.idempotency.persons import (
     tokens,
 )
 from airflow_provider_vapi.models import Call, CreateCallRequest
+from airflow_provider_vapi.placing.retry import may_have_earlier
+from airflow_provider_vapi.wire import skew
 
 A, B = "+14155550101", "+14155550102"
 
@@ -213,7 +213,7 @@ def test_calls_placed_before_the_person_rule_are_matched_by_their_customer() -> 
 
 
 def test_a_campaign_tagged_before_the_person_rule_keeps_its_task_instance() -> None:
-    from airflow_provider_vapi.idempotency.campaign import legacy_marker
+    from airflow_provider_vapi.campaigns.once import legacy_marker
 
     ctx = context(map_index=2)
     assert legacy_marker(ctx) == marker("d/r/t/2") != marker(campaign_key(ctx))

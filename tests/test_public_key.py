@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_vapi.connection_form import CONN_FIELDS, PUBLIC_KEY_EXTRA, UI_FIELD_BEHAVIOUR
 from airflow_provider_vapi.exceptions import VapiAuthError, VapiError
 from airflow_provider_vapi.hooks import VapiHook
+from airflow_provider_vapi.wire.connection import CONN_FIELDS, PUBLIC_KEY_EXTRA, UI_FIELD_BEHAVIOUR
 from tests.conftest import vapi_conn_json
 
 pytestmark = pytest.mark.timeout(60)

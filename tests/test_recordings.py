@@ -190,7 +190,7 @@ def test_two_exports_of_the_same_window_at_once_leave_one_whole_copy_of_everythi
 def test_a_call_id_that_is_a_path_writes_nothing(tmp_path):
     """The id becomes part of a file name: one that climbs out of the folder is refused before
     any request (the hook is never reached) and before anything is written."""
-    from airflow_provider_vapi.recordings import copy_one
+    from airflow_provider_vapi.landing.recordings import copy_one
 
     recording = {"recording": {"mono": {"combinedUrl": "https://storage.vapi.ai/x.wav"}}}
     for bad in ("../../etc/cron.d/x", "a/b", "", "x" * 200, " 3f2a9c1e-8b7d-4c2a-9f1e-2b3c4d5e6f70", None):

@@ -1,4 +1,4 @@
-"""The rendering gate (``airflow_provider_vapi/rendering.py``) on the paths that broke before it:
+"""The rendering gate (``airflow_provider_vapi/rendering/gate.py``) on the paths that broke before it:
 ``expand_kwargs`` rows were rendered as Jinja (the API key reached Vapi), sensors rendered an
 upstream value twice, and mapped tasks skipped the masking and the bad-template rule. Each test
 runs a real ``dag.test()`` against the emulator and reads what reached Vapi from its request log

@@ -16,7 +16,7 @@ from airflow_provider_vapi.results import (
     check_xcom_detail,
     outputs_by_name,
 )
-from airflow_provider_vapi.waiting import is_settled
+from airflow_provider_vapi.waiting.task import is_settled
 
 ENDED = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 SAVED = "5b0a1d2c-0000-4000-8000-000000000001"

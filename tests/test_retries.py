@@ -7,7 +7,7 @@ from email.utils import format_datetime
 
 import httpx
 
-from airflow_provider_vapi.retries import RetryPolicy, is_retryable_status, retry_after_seconds
+from airflow_provider_vapi.wire.retries import RetryPolicy, is_retryable_status, retry_after_seconds
 
 
 def _response(headers: dict[str, str]) -> httpx.Response:

@@ -192,7 +192,7 @@ def test_a_batchs_refusals_reach_xcom_without_secrets() -> None:
     """Vapi answers a batch with each refused customer as sent and its reason; XCom is stored as it
     is (the masker does not touch it), so the operator redacts both before returning them."""
     from airflow_provider_vapi.models import CallBatchError
-    from airflow_provider_vapi.operators import _refused_for_xcom
+    from airflow_provider_vapi.placing.operator import _refused_for_xcom
 
     token = "hook-token-77c1"
     refused = CallBatchError.model_validate(

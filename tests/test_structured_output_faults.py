@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_vapi.emulator.client import EmulatorHandle
+from airflow_provider_vapi.structured_outputs.api import StructuredOutputApi
 from tests.conftest import vapi_conn_json
 from tests.dag_runner import run_dag, states, tries, xcom
 
@@ -147,7 +148,7 @@ def test_a_run_that_may_be_under_way_is_never_sent_again(emu: EmulatorHandle, ac
     hook = VapiHook()
     try:
         with pytest.raises(VapiRunUnresolvedError, match="not sent again"):
-            hook.run_structured_output({"structuredOutputId": output["id"], "callIds": [call_id]})
+            StructuredOutputApi(hook).run({"structuredOutputId": output["id"], "callIds": [call_id]})
     finally:
         hook.close()
     assert len(statuses(emu)) == 1, "sent once"
@@ -166,7 +167,7 @@ def test_vapis_errors_beyond_the_retry_budget_fail_as_themselves(emu: EmulatorHa
     began = time.monotonic()
     try:
         with pytest.raises(VapiError) as failed:
-            hook.run_structured_output({"structuredOutputId": output["id"], "callIds": [call_id]})
+            StructuredOutputApi(hook).run({"structuredOutputId": output["id"], "callIds": [call_id]})
     finally:
         hook.close()
     assert not isinstance(failed.value, VapiRunUnresolvedError)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_vapi.structured_outputs.api import StructuredOutputApi
 from airflow_provider_vapi.triggers import CallStatusTrigger
 from tests.dag_runner import run_dag, states, tries, xcom
 
@@ -268,21 +269,21 @@ def test_a_refused_run_is_sent_again_and_a_bad_one_is_not(vapi_emulator: Any) ->
     hook = VapiHook()
     emu.faults([429], method="POST", path=RUN)
     emu.clear_requests()
-    assert hook.run_structured_output({"structuredOutputId": output["id"], "callIds": [call_id]})["workflowId"]
+    assert StructuredOutputApi(hook).run({"structuredOutputId": output["id"], "callIds": [call_id]})["workflowId"]
     assert [r["status"] for r in emu.requests("POST", RUN)] == [429, 200]
     emu.clear_requests()
     with pytest.raises(VapiBadRequestError, match="not-a-call"):
-        hook.run_structured_output({"structuredOutputId": output["id"], "callIds": ["not-a-call"]})
+        StructuredOutputApi(hook).run({"structuredOutputId": output["id"], "callIds": ["not-a-call"]})
     assert len(emu.requests("POST", RUN)) == 1
     emu.faults([500], method="POST", path=RUN)
     emu.clear_requests()
     body = {"structuredOutputId": output["id"], "callIds": [call_id]}
-    assert hook.run_structured_output(body)["workflowId"]
+    assert StructuredOutputApi(hook).run(body)["workflowId"]
     assert [r["status"] for r in emu.requests("POST", RUN)] == [500, 200]
     emu.faults([502], method="POST", path=RUN)
     emu.clear_requests()
     with pytest.raises(VapiRunUnresolvedError, match="not sent again"):
-        hook.run_structured_output({"structuredOutputId": output["id"], "callIds": [call_id]})
+        StructuredOutputApi(hook).run({"structuredOutputId": output["id"], "callIds": [call_id]})
     assert len(emu.requests("POST", RUN)) == 1
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import jinja2
 
-from airflow_provider_vapi.templating import protect_vapi_placeholders
+from airflow_provider_vapi.rendering.templating import protect_vapi_placeholders
 
 CONTEXT = {"ds": "2026-11-24", "params": {"clinic": "Northside"}}
 
@@ -52,7 +52,7 @@ def test_an_expression_is_airflows_when_it_reads_an_airflow_name_anywhere() -> N
 
 
 def test_the_dags_own_macros_count_as_airflow_names() -> None:
-    from airflow_provider_vapi.templating import airflow_names
+    from airflow_provider_vapi.rendering.templating import airflow_names
 
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)
     env.globals["clinic_code"] = lambda: "NS-1"

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_vapi import shared_poll
 from airflow_provider_vapi.triggers import CallStatusTrigger
+from airflow_provider_vapi.waiting import shared_poll
 
 HELD = "+15550000006"  # stays in progress until ended
 TALK = "+15550004242"  # an ordinary conversation: ends, then its analysis arrives

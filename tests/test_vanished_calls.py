@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_vapi import census, shared_poll
 from airflow_provider_vapi.triggers import CallStatusTrigger
+from airflow_provider_vapi.waiting import census, shared_poll
 
 HELD = "+15550000006"  # stays in progress until ended
 pytestmark = pytest.mark.timeout(60)

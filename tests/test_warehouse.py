@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseHook
 
-from airflow_provider_vapi.call_rows import COLUMN_NAMES
+from airflow_provider_vapi.landing.rows import COLUMN_NAMES
 from airflow_provider_vapi.operators import ExportCallsOperator, LoadCallsOperator
-from airflow_provider_vapi.skew import CLOCK_SKEW
+from airflow_provider_vapi.wire.skew import CLOCK_SKEW
 
 pytestmark = pytest.mark.usefixtures("vapi_conn")
 

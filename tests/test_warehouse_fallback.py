@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.sdk import BaseHook
 
-from airflow_provider_vapi import warehouse as warehouse_module
 from airflow_provider_vapi.campaigns import contacts
+from airflow_provider_vapi.campaigns.api import CampaignApi
 from airflow_provider_vapi.hooks import VapiHook
+from airflow_provider_vapi.landing import warehouse as warehouse_module
 from airflow_provider_vapi.operators import LoadCampaignContactsOperator
 from tests.test_campaigns import body, numbers, wait_until_over
 from tests.test_warehouse import DAY, export, load, query, warehouse  # noqa: F401 (the fixture)
@@ -48,7 +49,7 @@ def test_contacts_are_replaced_by_campaign_and_contact_on_a_database_without_our
 ):
     emu, people = vapi_emulator, numbers("310", 12)
     hook = VapiHook()
-    campaign = hook.campaigns.create(body(emu, people, maxConcurrency=6), "fallback-load")
+    campaign = CampaignApi(hook).create(body(emu, people, maxConcurrency=6), "fallback-load")
     wait_until_over(hook, campaign.id)
 
     def load_contacts() -> dict[str, Any]:

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseHook
 
-from airflow_provider_vapi.call_rows import COLUMN_NAMES
 from airflow_provider_vapi.exceptions import VapiInvalidRequestError
+from airflow_provider_vapi.landing.rows import COLUMN_NAMES
+from airflow_provider_vapi.landing.warehouse import dialect_of
 from airflow_provider_vapi.operators import LoadCampaignContactsOperator
-from airflow_provider_vapi.skew import CLOCK_SKEW
-from airflow_provider_vapi.warehouse import dialect_of
+from airflow_provider_vapi.wire.skew import CLOCK_SKEW
 from tests.test_warehouse import export, load, query, warehouse  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.usefixtures("vapi_conn", "warehouse")  # SQLite, then PostgreSQL

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_vapi import shared_poll, watcher
 from airflow_provider_vapi.emulator.engine import Engine
 from airflow_provider_vapi.triggers import CallStatusTrigger
+from airflow_provider_vapi.waiting import shared_poll, watcher
 
 HELD = "+15550000006"  # stays in progress until ended
 pytestmark = pytest.mark.timeout(60)

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_vapi import feed, watcher
 from airflow_provider_vapi.models import Call
 from airflow_provider_vapi.triggers import CallStatusTrigger
+from airflow_provider_vapi.waiting import feed, watcher
 
 from .test_watcher import HELD, all_covered, in_thread, lists, reads, start, the_watcher, until
 

@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from airflow_provider_vapi.models import Call
-from airflow_provider_vapi.paging import iso, parse_ts_or_none
+from airflow_provider_vapi.wire.paging import iso, parse_ts_or_none
 
 #: A call's ended state reaches the change feed at most this long after its ``endedAt``.
 LATE_ENDING = timedelta(minutes=5)

@@ -1,10 +1,10 @@
 """The stream of one call-event watcher: ended calls in, one event per matching call out.
 
 :class:`CallEventStream` reads the change feed through the triggerer's shared watcher (a
-:class:`~airflow_provider_vapi.subscription.FeedTap`: the same ``GET /call?updatedAtGt=`` poll
+:class:`~airflow_provider_vapi.waiting.subscription.FeedTap`: the same ``GET /call?updatedAtGt=`` poll
 the waiting tasks share, so a triggerer lists once per interval however many watchers and waits
 it runs), judges each ended call by the watcher's filters and by the wait's completion rule
-(:func:`~airflow_provider_vapi.waiting.is_settled`), and keeps its
+(:func:`~airflow_provider_vapi.waiting.task.is_settled`), and keeps its
 :class:`~airflow_provider_vapi.call_events.ledger.Ledger` in the asset state store.
 
 The flow of one run:
@@ -35,17 +35,17 @@ from typing import Any, Protocol
 
 from airflow_provider_vapi.call_events.filters import CallFilter
 from airflow_provider_vapi.call_events.ledger import Ledger, ended_key
-from airflow_provider_vapi.completion import is_settled
-from airflow_provider_vapi.cursor import OVERLAP
 from airflow_provider_vapi.exceptions import VapiError, is_transient
-from airflow_provider_vapi.feed import aended_pages
-from airflow_provider_vapi.hooks import VapiHook
+from airflow_provider_vapi.hook.core import VapiHook
 from airflow_provider_vapi.models import Call
-from airflow_provider_vapi.paging import iso
 from airflow_provider_vapi.results import AwaitedResults, aawaited_for, call_result
-from airflow_provider_vapi.shared_poll import tap as tap_watcher
-from airflow_provider_vapi.skew import CLOCK_SKEW
-from airflow_provider_vapi.subscription import FeedTap
+from airflow_provider_vapi.waiting.completion import is_settled
+from airflow_provider_vapi.waiting.cursor import OVERLAP
+from airflow_provider_vapi.waiting.feed import aended_pages
+from airflow_provider_vapi.waiting.shared_poll import tap as tap_watcher
+from airflow_provider_vapi.waiting.subscription import FeedTap
+from airflow_provider_vapi.wire.paging import iso
+from airflow_provider_vapi.wire.skew import CLOCK_SKEW
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ Use it in an ``AssetWatcher``; the DAG that schedules on the asset runs with one
 call::
 
     from airflow.sdk import DAG, Asset, AssetWatcher
-    from airflow_provider_vapi.triggers import VapiCallEventTrigger
+    from airflow_provider_vapi.waiting.trigger import VapiCallEventTrigger
 
     support_calls = Asset(
         "vapi_support_calls",
@@ -45,9 +45,9 @@ from airflow.triggers.base import TriggerEvent
 from airflow_provider_vapi.call_events.filters import CallFilter
 from airflow_provider_vapi.call_events.ledger import Ledger
 from airflow_provider_vapi.call_events.stream import STATE_KEY, CallEventStream, LedgerStore, MemoryStore
-from airflow_provider_vapi.completion import DEFAULT_ANALYSIS_GRACE_PERIOD
 from airflow_provider_vapi.exceptions import VapiInvalidRequestError
-from airflow_provider_vapi.hooks import VapiHook
+from airflow_provider_vapi.hook.core import VapiHook
+from airflow_provider_vapi.waiting.completion import DEFAULT_ANALYSIS_GRACE_PERIOD
 
 try:  # Airflow 3.3: shared streams with acknowledgement
     from airflow.triggers.shared_stream import AdvanceItem, SharedStreamProducer

@@ -6,13 +6,13 @@ The flow, one module each:
   anything is sent (and :func:`chunks`, for lists over Vapi's 10,000);
 * :mod:`.models`: what Vapi answers (the campaign with its counters, its contacts);
 * :mod:`.api`: ``VapiHook().campaigns``: create, read, cancel, page through contacts; the create
-  that never makes a second campaign is :mod:`airflow_provider_vapi.idempotency.campaign`'s;
+  that never makes a second campaign is :mod:`airflow_provider_vapi.campaigns.once`'s;
 * :mod:`.operator` (``RunCampaignOperator``) and :mod:`.sensor` (``CampaignStatusSensor``) wait
   through :mod:`.waiting`, in the worker or deferred to :mod:`.trigger` (``CampaignStatusTrigger``);
 * :mod:`.contacts`: ``LoadCampaignContactsOperator``, every contact into a SQL table.
 
-The operators are importable from :mod:`airflow_provider_vapi.operators`, the sensor from
-:mod:`airflow_provider_vapi.sensors`, the trigger from :mod:`airflow_provider_vapi.triggers`.
+The operators are importable from :mod:`airflow_provider_vapi.placing.operator`, the sensor from
+:mod:`airflow_provider_vapi.waiting.sensor`, the trigger from :mod:`airflow_provider_vapi.waiting.trigger`.
 """
 
 from __future__ import annotations

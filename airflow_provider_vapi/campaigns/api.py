@@ -1,6 +1,6 @@
-"""``hook.campaigns``: Vapi's campaign routes (``/v2/campaign``), as operations of the hook's
-generator protocol (:mod:`airflow_provider_vapi.transport`), with sync and ``a``-prefixed async
-twins. The create that never makes a second campaign is :mod:`airflow_provider_vapi.idempotency.campaign`'s."""
+"""``CampaignApi(hook)``: Vapi's campaign routes (``/v2/campaign``), wrapping a hook, as operations of the hook's
+generator protocol (:mod:`airflow_provider_vapi.wire.transport`), with sync and ``a``-prefixed async
+twins. The create that never makes a second campaign is :mod:`airflow_provider_vapi.campaigns.once`'s."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
+from airflow_provider_vapi.campaigns import once as keyed
 from airflow_provider_vapi.campaigns.models import Campaign, CampaignContact, ContactPage
 from airflow_provider_vapi.exceptions import VapiBadRequestError
-from airflow_provider_vapi.idempotency import campaign as keyed
-from airflow_provider_vapi.ids import path_segment
-from airflow_provider_vapi.skew import looking_back
-from airflow_provider_vapi.transport import Op, Send
+from airflow_provider_vapi.wire.ids import path_segment
+from airflow_provider_vapi.wire.skew import looking_back
+from airflow_provider_vapi.wire.transport import Op, Send
 
 if TYPE_CHECKING:
-    from airflow_provider_vapi.hooks import VapiHook
+    from airflow_provider_vapi.hook.core import VapiHook
 
 #: Contacts per page read (Vapi's maximum).
 CONTACTS_PAGE: Final = 1000
@@ -48,12 +48,12 @@ class CampaignApi:
 
     def create(self, body: dict[str, Any], key: str) -> Campaign:
         """``POST /v2/campaign`` (a checked body, see :mod:`.request`), tagged with ``key`` and
-        never sent twice (:func:`~airflow_provider_vapi.idempotency.campaign.create_campaign_op`)."""
+        never sent twice (:func:`~airflow_provider_vapi.campaigns.once.create_campaign_op`)."""
         return self.hook._run(keyed.create_campaign_op(self.hook, body, key))
 
     def find(self, key: str, since: datetime, *, whole_task: bool = False) -> list[Campaign]:
         """The campaigns created since ``since`` (an Airflow time: the lookup starts
-        :data:`~airflow_provider_vapi.skew.CLOCK_SKEW` earlier) whose name carries ``key`` (with
+        :data:`~airflow_provider_vapi.wire.skew.CLOCK_SKEW` earlier) whose name carries ``key`` (with
         ``whole_task``: any map index of its dag run's task), oldest first."""
         return self.hook._run(
             keyed.find_campaigns_op(self.hook, key, looking_back(since), whole_task=whole_task)

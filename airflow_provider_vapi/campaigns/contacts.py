@@ -16,12 +16,11 @@ from typing import TYPE_CHECKING, Any, Final
 
 from airflow.providers.common.compat.sdk import BaseHook, BaseOperator
 
-from airflow_provider_vapi.call_rows import Column, as_text_times
+from airflow_provider_vapi.campaigns.api import CampaignApi
 from airflow_provider_vapi.campaigns.models import CampaignContact
-from airflow_provider_vapi.hooks import VapiHook
-from airflow_provider_vapi.ids import checked_id
-from airflow_provider_vapi.rendering import RenderingGate
-from airflow_provider_vapi.warehouse import (
+from airflow_provider_vapi.hook.core import VapiHook
+from airflow_provider_vapi.landing.rows import Column, as_text_times
+from airflow_provider_vapi.landing.warehouse import (
     UPSERT_DIALECTS,
     check_table,
     create_table_sql,
@@ -30,6 +29,8 @@ from airflow_provider_vapi.warehouse import (
     upsert_rows,
     upsert_sql,
 )
+from airflow_provider_vapi.rendering.gate import RenderingGate
+from airflow_provider_vapi.wire.ids import checked_id
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -110,7 +111,7 @@ class LoadCampaignContactsOperator(RenderingGate, BaseOperator):
 
         def rows() -> Iterator[dict[str, Any]]:
             position = 0
-            for page in VapiHook(self.vapi_conn_id).campaigns.iter_contact_pages(campaign_id):
+            for page in CampaignApi(VapiHook(self.vapi_conn_id)).iter_contact_pages(campaign_id):
                 for contact in page:
                     row = contact_row(campaign_id, position, contact)
                     by_status[contact.status] = by_status.get(contact.status, 0) + 1

@@ -9,7 +9,7 @@ from typing import Any, Final
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from airflow_provider_vapi.outcomes import CallOutcome, classify_ended_reason
+from airflow_provider_vapi.models.outcomes import CallOutcome, classify_ended_reason
 
 #: Campaign statuses after which no call is placed any more (``archived`` comes after either).
 OVER: Final = frozenset({"ended", "cancelled", "archived"})

@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException, BaseOperator
 
-from airflow_provider_vapi import idempotency
-from airflow_provider_vapi.call_files import storage_path
+from airflow_provider_vapi.campaigns.api import CampaignApi
 from airflow_provider_vapi.campaigns.models import Campaign
+from airflow_provider_vapi.campaigns.once import campaign_key
+from airflow_provider_vapi.campaigns.plan import CampaignPlan, plan_campaign, remember_campaign
 from airflow_provider_vapi.campaigns.request import (
     build_campaign_body,
     check_campaign_body,
@@ -20,23 +21,19 @@ from airflow_provider_vapi.campaigns.request import (
     read_customers,
 )
 from airflow_provider_vapi.campaigns.waiting import CampaignWaitMixin, reach
-from airflow_provider_vapi.hooks import VapiHook
-from airflow_provider_vapi.idempotency.campaign import (
-    CampaignPlan,
-    campaign_key,
-    plan_campaign,
-    remember_campaign,
-)
-from airflow_provider_vapi.links import (
+from airflow_provider_vapi.hook.core import VapiHook
+from airflow_provider_vapi.hook.links import (
     XCOM_CAMPAIGN_ID,
     XCOM_CAMPAIGN_URL,
     LinkUrlsMixin,
     VapiCampaignLink,
     campaign_url,
 )
-from airflow_provider_vapi.rendering import RenderingGate
+from airflow_provider_vapi.landing.files import storage_path
+from airflow_provider_vapi.placing.retry import note_sending
+from airflow_provider_vapi.rendering.gate import RenderingGate
 from airflow_provider_vapi.secrets import find_secret_values, mask
-from airflow_provider_vapi.waiting import default_deferrable
+from airflow_provider_vapi.waiting.task import default_deferrable
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -86,7 +83,7 @@ class RunCampaignOperator(LinkUrlsMixin, RenderingGate, CampaignWaitMixin, BaseO
     XCom: ``campaign_id`` and ``vapi_campaign_url`` the moment the campaign exists. Returns its
     summary: ``campaign_id``, ``status``, ``ended_reason``, ``contacts`` and the ``counters`` and
     ``call_metrics`` Vapi reports (never the contacts: ``LoadCampaignContactsOperator`` or
-    ``VapiHook().campaigns.iter_contact_pages`` page through those).
+    ``CampaignApi(VapiHook()).iter_contact_pages`` page through those).
     """
 
     template_fields: Sequence[str] = ("vapi_conn_id", *BODY_FIELDS, "customers_path", "storage_conn_id")
@@ -198,15 +195,15 @@ class RunCampaignOperator(LinkUrlsMixin, RenderingGate, CampaignWaitMixin, BaseO
                         f"of this dag run's task ({[c.id for c in plan.others]}); no campaign was created."
                     )
                 body = {**body, "customers": fresh}
-            idempotency.note_sending(context)
-            campaign = self.hook.campaigns.create(body, key)
+            note_sending(context)
+            campaign = CampaignApi(self.hook).create(body, key)
             self.log.info(
                 "Created Vapi campaign %s for %d customers.", campaign.id, len(body.get("customers", []))
             )
         self._publish(context, campaign)
         if not self.wait_for_completion:
-            return self.hook.campaigns.get(campaign.id).summary()
-        return self._wait_for(self.hook.campaigns.get(campaign.id), self.poll_interval, self.timeout)
+            return CampaignApi(self.hook).get(campaign.id).summary()
+        return self._wait_for(CampaignApi(self.hook).get(campaign.id), self.poll_interval, self.timeout)
 
     def _left_out(self, plan: CampaignPlan, taken: list[Any], total: int) -> None:
         self.log.warning(
@@ -219,7 +216,7 @@ class RunCampaignOperator(LinkUrlsMixin, RenderingGate, CampaignWaitMixin, BaseO
 
     def _reattached(self, campaign: Campaign, wanted: int) -> None:
         """An earlier try (or run, before a clear) made the campaign: never a second one."""
-        campaign = self.hook.campaigns.get(campaign.id)
+        campaign = CampaignApi(self.hook).get(campaign.id)
         self.log.info(
             "An earlier try already created Vapi campaign %s (%s): not creating another.",
             campaign.id,

@@ -22,11 +22,11 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
-from airflow_provider_vapi.call_files import NOTHING, shown_path
 from airflow_provider_vapi.exceptions import VapiInvalidRequestError, _where
+from airflow_provider_vapi.landing.files import NOTHING, shown_path
 from airflow_provider_vapi.models import Customer
 from airflow_provider_vapi.models.nested import nested_problems
-from airflow_provider_vapi.paging import parse_ts_or_none
+from airflow_provider_vapi.wire.paging import parse_ts_or_none
 
 #: Vapi's limit of customers per campaign.
 MAX_CUSTOMERS: Final = 10_000

@@ -7,12 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue
 
+from airflow_provider_vapi.campaigns.api import CampaignApi
 from airflow_provider_vapi.campaigns.waiting import CampaignWaitMixin
-from airflow_provider_vapi.hooks import VapiHook
-from airflow_provider_vapi.links import XCOM_CAMPAIGN_URL, LinkUrlsMixin, VapiCampaignLink, campaign_url
-from airflow_provider_vapi.rendering import RenderingGate
-from airflow_provider_vapi.sensors import _is_timeout
-from airflow_provider_vapi.waiting import default_deferrable, wait_deadline
+from airflow_provider_vapi.hook.core import VapiHook
+from airflow_provider_vapi.hook.links import XCOM_CAMPAIGN_URL, LinkUrlsMixin, VapiCampaignLink, campaign_url
+from airflow_provider_vapi.rendering.gate import RenderingGate
+from airflow_provider_vapi.waiting.sensor import is_timeout
+from airflow_provider_vapi.waiting.task import default_deferrable, wait_deadline
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -65,7 +66,7 @@ class CampaignStatusSensor(LinkUrlsMixin, RenderingGate, CampaignWaitMixin, Base
     def poke(self, context: Context) -> PokeReturnValue:
         self._campaign_id = str(self.campaign_id).strip()
         self.push_link_url(context["ti"], XCOM_CAMPAIGN_URL, campaign_url(self._campaign_id))
-        campaign = self.hook.campaigns.get(self._campaign_id)
+        campaign = CampaignApi(self.hook).get(self._campaign_id)
         if not campaign.is_over:
             return PokeReturnValue(is_done=False)
         return PokeReturnValue(is_done=True, xcom_value=self._finish(campaign))
@@ -88,7 +89,7 @@ class CampaignStatusSensor(LinkUrlsMixin, RenderingGate, CampaignWaitMixin, Base
         try:
             return super().execute(context)
         except BaseException as exc:  # AirflowTaskTimeout is a BaseException
-            if _is_timeout(exc) and self._campaign_id:
+            if is_timeout(exc) and self._campaign_id:
                 campaign_id, self._campaign_id = self._campaign_id, None  # on_kill, called next, is done
                 try:
                     self._timed_out(campaign_id)

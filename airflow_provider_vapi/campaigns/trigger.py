@@ -1,7 +1,7 @@
 """``CampaignStatusTrigger``: wait in the triggerer until a campaign is over, or its deadline.
 
 One ``GET /v2/campaign/{id}?includeCounters=true`` per interval. The shared poll of call waits
-(:mod:`airflow_provider_vapi.watcher`) is not used: a campaign is one object however many people
+(:mod:`airflow_provider_vapi.waiting.watcher`) is not used: a campaign is one object however many people
 it calls, so a wait costs one read per interval already, and Vapi's call list cannot be filtered by
 campaign. Side-effect free and re-creatable from its kwargs (a triggerer restart resumes it), it
 yields one small event, ``{"status": "ended" | "timeout" | "error", "campaign_id", "message"}``;
@@ -18,8 +18,9 @@ from typing import Any, Final
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_vapi.campaigns.api import CampaignApi
 from airflow_provider_vapi.exceptions import VapiError, is_transient
-from airflow_provider_vapi.hooks import VapiHook
+from airflow_provider_vapi.hook.core import VapiHook
 
 MAX_CONSECUTIVE_FAILURE_SECONDS: Final = 600.0
 
@@ -72,7 +73,7 @@ class CampaignStatusTrigger(BaseTrigger):
         try:
             while True:
                 try:
-                    campaign = await hook.campaigns.aget(self.campaign_id)
+                    campaign = await CampaignApi(hook).aget(self.campaign_id)
                     failing_since = None
                     if campaign.is_over:
                         yield self._event("ended", f"campaign {campaign.status}")
@@ -101,7 +102,7 @@ class CampaignStatusTrigger(BaseTrigger):
             return
         hook = VapiHook(self.vapi_conn_id)
         try:
-            campaign = await asyncio.wait_for(hook.campaigns.acancel(self.campaign_id), timeout=30)
+            campaign = await asyncio.wait_for(CampaignApi(hook).acancel(self.campaign_id), timeout=30)
             self.log.warning("Cancelled Vapi campaign %s: %s", self.campaign_id, campaign.status)
         except (VapiError, TimeoutError) as exc:
             self.log.warning("Could not cancel Vapi campaign %s: %s", self.campaign_id, exc)

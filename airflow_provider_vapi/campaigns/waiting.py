@@ -10,10 +10,11 @@ from datetime import timedelta
 from functools import cached_property
 from typing import Any, NoReturn
 
+from airflow_provider_vapi.campaigns.api import CampaignApi
 from airflow_provider_vapi.campaigns.models import Campaign
 from airflow_provider_vapi.exceptions import VapiCampaignCancelledError, VapiCampaignTimeoutError, VapiError
-from airflow_provider_vapi.hooks import VapiHook
-from airflow_provider_vapi.waiting import trigger_on_kill_supported, wait_deadline
+from airflow_provider_vapi.hook.core import VapiHook
+from airflow_provider_vapi.waiting.task import trigger_on_kill_supported, wait_deadline
 
 
 def reach(campaign: Campaign) -> str:
@@ -55,7 +56,7 @@ class CampaignWaitMixin:
         while deadline is None or time.time() < deadline:
             left = poll_interval if deadline is None else min(poll_interval, max(0.0, deadline - time.time()))
             time.sleep(left)
-            campaign = self.hook.campaigns.get(campaign.id)
+            campaign = CampaignApi(self.hook).get(campaign.id)
             if campaign.is_over:
                 return self._finish(campaign)
         self._timed_out(campaign.id)
@@ -67,7 +68,7 @@ class CampaignWaitMixin:
             self.log.warning(
                 "cancel_on_kill=True cannot work while this task is deferred on this Airflow (its "
                 "triggers have no on_kill): killing it leaves campaign %s running. Cancel it with "
-                "VapiHook().campaigns.cancel(%r), or wait in the worker (deferrable=False).",
+                "CampaignApi(VapiHook()).cancel(%r), or wait in the worker (deferrable=False).",
                 campaign_id,
                 campaign_id,
             )
@@ -89,7 +90,7 @@ class CampaignWaitMixin:
         self._campaign_id = campaign_id
         status = event.get("status")
         if status == "ended":
-            return self._finish(self.hook.campaigns.get(campaign_id))
+            return self._finish(CampaignApi(self.hook).get(campaign_id))
         if status == "timeout":
             self._timed_out(campaign_id)
         raise VapiError(f"Waiting for Vapi campaign {campaign_id} failed: {event.get('message')}")
@@ -112,15 +113,15 @@ class CampaignWaitMixin:
     def _timed_out(self, campaign_id: str) -> NoReturn:
         """The deadline passed: cancel the campaign (``cancel_on_timeout``) or say that it goes on."""
         if self.cancel_on_timeout:
-            campaign = self.hook.campaigns.cancel(campaign_id)
+            campaign = CampaignApi(self.hook).cancel(campaign_id)
             self.log.warning(
                 "Timed out: cancelled Vapi campaign %s; live calls finish. %s.", campaign_id, reach(campaign)
             )
             done = "cancelled it"
         else:
-            campaign = self.hook.campaigns.get(campaign_id)
+            campaign = CampaignApi(self.hook).get(campaign_id)
             self.log.warning(
-                "Timed out: Vapi campaign %s goes on (%s); VapiHook().campaigns.cancel(%r) stops it.",
+                "Timed out: Vapi campaign %s goes on (%s); CampaignApi(VapiHook()).cancel(%r) stops it.",
                 campaign_id,
                 reach(campaign),
                 campaign_id,
@@ -137,7 +138,7 @@ class CampaignWaitMixin:
             return
         hook = VapiHook(self.vapi_conn_id)
         try:
-            campaign = hook.campaigns.cancel(self._campaign_id)
+            campaign = CampaignApi(hook).cancel(self._campaign_id)
             self.log.warning("Killed: cancelled Vapi campaign %s. %s.", campaign.id, reach(campaign))
         except VapiError as exc:
             self.log.error("Could not cancel Vapi campaign %s: %s", self._campaign_id, exc)

@@ -1,7 +1,7 @@
-"""Idempotency: why a retry never dials a person twice, all in one package.
+"""Idempotency: the key every create carries, and the create that is never sent twice.
 
 Vapi has no idempotency key of its own, so the provider carries one in the call's metadata, which
-Vapi echoes back on the ``Call``. This package owns every part of that:
+Vapi echoes back on the ``Call``. This package, under the hook, owns the key and the create:
 
 * **the person, not the position, is the key** (:mod:`.persons`): within one dag run and task
   (:func:`task_key`, ``<dag>/<run>/<task>``: every map index and try together) each person is
@@ -13,24 +13,17 @@ Vapi echoes back on the ``Call``. This package owns every part of that:
   lost its connection or got a 5xx may have made the call, or may still make it; it is looked for
   by its key until it can no longer appear (``create_settle_seconds``) before it is ever resent; a
   lost batch answer still accounts for every customer, and a batch is sent in parts of at most
-  :data:`BATCH_MAX` customers so that a lost answer can always be looked up;
-* **a retry, a clear, a moved row** (:func:`plan_calls`, :func:`place_planned`): what this dag run's
-  task already placed, from the task state store, else on Vapi by the key, matched person by
-  person; only the persons without a call are called (a customer Vapi refused is asked for again,
-  so a refusal that still stands keeps failing the task and names who);
-* **campaigns** (:mod:`.campaign`): the key as a tag in the campaign's name (a campaign has no
-  metadata), the create that is never sent twice, what a retried or cleared task re-attaches to,
-  and customers already in another campaign of the task left out.
+  :data:`BATCH_MAX` customers so that a lost answer can always be looked up.
 
-Every lookup of what an earlier try made starts :data:`~airflow_provider_vapi.skew.CLOCK_SKEW`
-earlier than Airflow's clock says (:mod:`airflow_provider_vapi.skew`): Vapi's clock may be behind.
+Above the hook, the features use it: a retried, cleared or moved task's calls are
+:mod:`airflow_provider_vapi.placing`'s (:mod:`~airflow_provider_vapi.placing.place`,
+:mod:`~airflow_provider_vapi.placing.retry`); a campaign, whose key travels as a tag in its name,
+is :mod:`airflow_provider_vapi.campaigns.once`'s.
 
-The operations here follow the hook's generator protocol (:mod:`airflow_provider_vapi.transport`).
-
-Its modules: :mod:`.persons` (who a call is for), :mod:`.keys` (the key, where it travels),
-:mod:`.create` (the create that never sends again while an earlier attempt may still make the
-call), :mod:`.retry` (what may exist already, and where it is found), :mod:`.place` (each person of
-a task's list once), :mod:`.campaign` (all of it, for campaigns). Import the call names from here.
+Every lookup of what an earlier try made starts :data:`~airflow_provider_vapi.wire.skew.CLOCK_SKEW`
+earlier than Airflow's clock says: Vapi's clock may be behind. The operations here follow the hook's
+generator protocol (:mod:`airflow_provider_vapi.wire.transport`) and reach the hook through the
+:class:`~.create.CallsApi` protocol, never by importing it.
 """
 
 from __future__ import annotations
@@ -54,25 +47,11 @@ from airflow_provider_vapi.idempotency.keys import (
     task_key,
 )
 from airflow_provider_vapi.idempotency.persons import Match, person_key, tokens
-from airflow_provider_vapi.idempotency.place import CallPlan, place_planned, plan_calls
-from airflow_provider_vapi.idempotency.retry import (
-    REDIALABLE,
-    SENT_KEY,
-    STATE_KEY,
-    may_have_earlier,
-    note_sending,
-    remember,
-    run_began,
-)
 
 __all__ = [
     "ANSWERED_SETTLE",
     "BATCH_MAX",
     "IDEMPOTENCY_METADATA_KEY",
-    "REDIALABLE",
-    "SENT_KEY",
-    "STATE_KEY",
-    "CallPlan",
     "Match",
     "batch_key",
     "call_key",
@@ -81,15 +60,9 @@ __all__ = [
     "find_op",
     "key_of",
     "keyed_body",
-    "may_have_earlier",
     "narrowing",
-    "note_sending",
     "person_key",
-    "place_planned",
-    "plan_calls",
     "redial_key",
-    "remember",
-    "run_began",
     "same_person",
     "task_key",
     "tokens",

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 import httpx
 
@@ -18,10 +18,10 @@ from airflow_provider_vapi.models import (
     CallBatchResponse,
     CreateCallRequest,
 )
-from airflow_provider_vapi.paging import PAGE_MAX
-from airflow_provider_vapi.retries import is_retryable_status
-from airflow_provider_vapi.skew import looking_back
-from airflow_provider_vapi.transport import (
+from airflow_provider_vapi.wire.paging import PAGE_MAX
+from airflow_provider_vapi.wire.retries import is_retryable_status
+from airflow_provider_vapi.wire.skew import looking_back
+from airflow_provider_vapi.wire.transport import (
     Attempts,
     Op,
     Reply,
@@ -34,7 +34,7 @@ from airflow_provider_vapi.transport import (
 )
 
 if TYPE_CHECKING:
-    from airflow_provider_vapi.hooks import VapiHook
+    from airflow_provider_vapi.wire.connection import ConnectionSettings
 
 from airflow_provider_vapi.idempotency.keys import (
     batch_key,
@@ -50,8 +50,25 @@ from airflow_provider_vapi.idempotency.persons import tokens
 T = TypeVar("T")
 F = TypeVar("F")
 
+
+class CallsApi(Protocol):
+    """What the create needs of the hook (:class:`~airflow_provider_vapi.hook.core.VapiHook` is one):
+    its connection, its log, and ``GET /call`` as an operation. A protocol, so that this package
+    stays under the hook that uses it (``ARCHITECTURE.md``)."""
+
+    vapi_conn_id: str
+
+    @property
+    def log(self) -> Any: ...  # a logging.Logger, or Airflow 3's structlog-style one
+
+    @property
+    def settings(self) -> ConnectionSettings: ...
+
+    def _list_calls_op(self, limit: int | None, filters: Mapping[str, Any]) -> Op[list[Call]]: ...
+
+
 #: The most customers one ``POST /call`` carries. A lost answer is resolved by listing, and a listing
-#: pages by ``createdAt`` (:mod:`airflow_provider_vapi.paging`): it cannot page past a full page
+#: pages by ``createdAt`` (:mod:`airflow_provider_vapi.wire.paging`): it cannot page past a full page
 #: (``PAGE_MAX``, 1,000) of calls stamped in one millisecond, as one batch's calls may be. Half a
 #: page leaves room for a second batch (another task, same assistant) stamped in the same millisecond.
 BATCH_MAX: Final = PAGE_MAX // 2
@@ -61,7 +78,7 @@ ANSWERED_SETTLE: Final = 1.0
 
 
 def find_op(
-    hook: VapiHook,
+    hook: CallsApi,
     key: str,
     since: datetime,
     filters: Mapping[str, Any],
@@ -107,7 +124,7 @@ def judge_send(reply: Reply) -> SendOutcome:
 
 
 def look_until(
-    hook: VapiHook, find: Callable[[], Op[list[F]]], until: float, what: str, tag: str
+    hook: CallsApi, find: Callable[[], Op[list[F]]], until: float, what: str, tag: str
 ) -> Op[list[F]]:
     """Look (``find``) for what a create made until found, or until a listing that began after
     ``until`` (``time.monotonic()``) found nothing: only then can the create no longer make it.
@@ -161,7 +178,7 @@ def _result(
 
 
 def send_once_op(
-    hook: VapiHook,
+    hook: CallsApi,
     step: Send,
     *,
     read: Callable[[httpx.Response], T],
@@ -208,7 +225,7 @@ def send_once_op(
 
 
 def _log_resend(
-    hook: VapiHook, what: str, reply: Reply, attempt: int, verdict: SendOutcome, delay: float
+    hook: CallsApi, what: str, reply: Reply, attempt: int, verdict: SendOutcome, delay: float
 ) -> None:
     """The warning before a create is sent again: what failed, and why sending again is safe."""
     hook.log.warning(
@@ -228,7 +245,7 @@ def _settle(create_settle: float, verdict: SendOutcome) -> float:
 
 
 def create_op(
-    hook: VapiHook, request: CreateCallRequest, key: str, person_tokens: Sequence[str] | None = None
+    hook: CallsApi, request: CreateCallRequest, key: str, person_tokens: Sequence[str] | None = None
 ) -> Op[Call | CallBatchResponse]:
     """``POST /call`` that is never sent again while an earlier attempt may still make the call
     (:func:`send_once_op`); a batch whose answer was lost still accounts for every customer, and a
@@ -257,7 +274,7 @@ def create_op(
 
 
 def _create_one_op(
-    hook: VapiHook, request: CreateCallRequest, key: str, people: Sequence[str]
+    hook: CallsApi, request: CreateCallRequest, key: str, people: Sequence[str]
 ) -> Op[Call | CallBatchResponse]:
     step = Send("POST", "/call", json=keyed_body(request, key, people))
     since = looking_back(datetime.now(UTC))

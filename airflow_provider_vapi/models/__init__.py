@@ -5,7 +5,7 @@
 * :mod:`.calls`: what Vapi answers (``Call``, ``CallBatchResponse``); lenient.
 
 Python code uses snake_case attributes; the wire uses camelCase. Ended reasons are classified by
-:mod:`airflow_provider_vapi.outcomes` and secrets found by :mod:`airflow_provider_vapi.secrets`;
+:mod:`airflow_provider_vapi.models.outcomes` and secrets found by :mod:`airflow_provider_vapi.secrets`;
 those names are re-exported here, where callers have always imported them from. Where the
 idempotency key travels in a request and on a call is :mod:`airflow_provider_vapi.idempotency`'s
 business, not the models'.
@@ -20,6 +20,7 @@ from airflow_provider_vapi.models.calls import (
     CallStatus,
     SubscriptionLimits,
 )
+from airflow_provider_vapi.models.outcomes import CallOutcome, classify_ended_reason
 from airflow_provider_vapi.models.parts import (
     AssistantOverrides,
     Customer,
@@ -28,7 +29,6 @@ from airflow_provider_vapi.models.parts import (
     WorkflowOverrides,
 )
 from airflow_provider_vapi.models.requests import CreateCallRequest
-from airflow_provider_vapi.outcomes import CallOutcome, classify_ended_reason
 from airflow_provider_vapi.secrets import find_secret_values, redact_secrets
 
 __all__ = [

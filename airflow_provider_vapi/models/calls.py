@@ -2,7 +2,7 @@
 
 Lenient on purpose: Vapi adds fields, statuses and ended reasons often, and a DAG must not break
 the day it does, so unknown fields are kept and nested objects stay dicts. Ended reasons are
-classified by :mod:`airflow_provider_vapi.outcomes`; secrets Vapi echoes back are redacted from XCom
+classified by :mod:`airflow_provider_vapi.models.outcomes`; secrets Vapi echoes back are redacted from XCom
 by :mod:`airflow_provider_vapi.secrets`.
 """
 
@@ -15,9 +15,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 from pydantic.alias_generators import to_camel
 
-from airflow_provider_vapi.outcomes import CallOutcome, classify_ended_reason
-from airflow_provider_vapi.paging import iso
+from airflow_provider_vapi.models.outcomes import CallOutcome, classify_ended_reason
 from airflow_provider_vapi.secrets import stored_call
+from airflow_provider_vapi.wire.paging import iso
 
 
 class CallStatus(StrEnum):

@@ -24,7 +24,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-from airflow_provider_vapi.paging import iso
+from airflow_provider_vapi.wire.paging import iso
 
 _E164 = re.compile(r"\+[1-9]\d{6,14}")
 _PUNCTUATION = re.compile(r"[\s\-().]")

@@ -4,7 +4,7 @@ keys, the rules Vapi keeps in code, then the fields.
 
 Strict on purpose: Vapi answers 400 to unknown properties, so they are refused here first, with a
 message that says how to fix the body, and every problem is reported at once. Bodies written for
-the 2024 API (``POST /call/phone``) are upgraded by :mod:`airflow_provider_vapi.legacy` on the way
+the 2024 API (``POST /call/phone``) are upgraded by :mod:`airflow_provider_vapi.models.legacy` on the way
 in. Python code uses snake_case attributes; the wire uses camelCase (aliases, ``populate_by_name``).
 """
 
@@ -24,7 +24,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
-from airflow_provider_vapi.legacy import upgrade_call_body
+from airflow_provider_vapi.models.legacy import upgrade_call_body
 from airflow_provider_vapi.models.nested import nested_problems
 from airflow_provider_vapi.models.parts import (
     AssistantOverrides,

@@ -76,15 +76,19 @@ def test_hook_methods_in_the_readme_exist():
     from airflow_provider_vapi.hooks import VapiHook
 
     readme = README.read_text(encoding="utf-8")
-    table = _section(readme, "VapiHook").split("| method")[1]
-    named = set(re.findall(r"`([a-z_]+)\(", table)) | set(re.findall(r"\(`(a[a-z_]+)`\)", table))
+    hook_table, wrappers = _section(readme, "VapiHook").split("| method")[1].split("| wrapper method")
+    named = set(re.findall(r"`([a-z_]+)\(", hook_table)) | set(re.findall(r"\(`(a[a-z_]+)`\)", hook_table))
     assert named
     assert {m for m in named if not hasattr(VapiHook, m)} == set()
     from airflow_provider_vapi.campaigns.api import CampaignApi
+    from airflow_provider_vapi.structured_outputs.api import StructuredOutputApi
 
-    on_campaigns = set(re.findall(r"`campaigns\.([a-z_]+)", table))
+    on_campaigns = set(re.findall(r"`?(?:CampaignApi\(hook\))?\.([a-z_]+)\(`?", wrappers.split("StructuredOutputApi")[0]))
+    on_campaigns |= set(re.findall(r"\(`\.(a[a-z_]+)`\)", wrappers))
     assert {"create", "get", "aget", "cancel", "acancel", "iter_contact_pages"} <= on_campaigns
     assert {m for m in on_campaigns if not hasattr(CampaignApi, m)} == set()
+    on_outputs = set(re.findall(r"StructuredOutputApi\(hook\)\.([a-z_]+)\(", wrappers))
+    assert on_outputs == {"get", "run"} and all(hasattr(StructuredOutputApi, m) for m in on_outputs)
 
 
 def test_emulator_outcome_table_matches_the_emulators_script(readme):
@@ -112,3 +116,53 @@ def test_seeded_ids_in_the_readme_are_the_emulators(readme):
     assert constants.ASSISTANT_ID in readme
     assert constants.PHONE_NUMBER_ID in readme
     assert f"`{constants.DEFAULT_API_KEY}`" in readme
+
+
+def _readme_import_paths(text: str) -> tuple[set[tuple[str, str]], set[str]]:
+    """``from airflow_provider_vapi... import a, b`` pairs and dotted ``airflow_provider_vapi.x.y``
+    mentions, wherever they are in the text (code blocks, tables, prose)."""
+    imports = {
+        (module, name.split(" as ")[0].strip())
+        for module, names in re.findall(r"from (airflow_provider_vapi[\w.]*) import ([\w, ]+)", text)
+        for name in names.split(",")
+        if name.strip()
+    }
+    dotted = set(re.findall(r"\b(airflow_provider_vapi(?:\.\w+)+)", text))
+    return imports, dotted
+
+
+def _resolve(dotted: str) -> object:
+    """Import the longest module prefix of ``dotted``, then follow the rest as attributes."""
+    import importlib
+
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            found: object = importlib.import_module(".".join(parts[:cut]))
+        except ModuleNotFoundError:
+            continue
+        for attr in parts[cut:]:
+            found = getattr(found, attr)
+        return found
+    raise ModuleNotFoundError(dotted)
+
+
+@pytest.mark.parametrize("document", ["README.md", "ARCHITECTURE.md", "CHANGELOG.md"])
+def test_every_import_path_in_the_docs_works(document):
+    """Each ``from airflow_provider_vapi.x import y`` and each dotted path a document names imports."""
+    text = (README.parent / document).read_text(encoding="utf-8")
+    imports, dotted = _readme_import_paths(text)
+    if document == "README.md":
+        assert ("airflow_provider_vapi.operators", "PlaceCallOperator") in imports  # the parser reads them
+    broken = []
+    for module, name in sorted(imports):
+        try:
+            _resolve(f"{module}.{name}")
+        except (ImportError, AttributeError) as exc:
+            broken.append(f"from {module} import {name}: {exc}")
+    for path in sorted(dotted - {"airflow_provider_vapi.x"}):
+        try:
+            _resolve(path)
+        except (ImportError, AttributeError) as exc:
+            broken.append(f"{path}: {exc}")
+    assert not broken, f"{document}: import paths that do not work:\n" + "\n".join(broken)

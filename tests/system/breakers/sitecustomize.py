@@ -22,7 +22,7 @@ import os
 _BREAK = os.environ.get("VAPI_SYSTEM_BREAK", "")
 
 if _BREAK == "skip_idempotency_lookup":
-    from airflow_provider_vapi.idempotency import place
+    from airflow_provider_vapi.placing import place
 
     place.may_have_earlier = lambda context: False  # every try plans as a fresh run's first
 elif _BREAK == "blind_create_retry":
