@@ -5,7 +5,7 @@ any ``common.sql`` database, one row per contact keyed by ``(campaign_id, contac
 transaction, so 10,000 contacts never pass through XCom and a load run again (a retry, a clear)
 rewrites the same rows. Join ``call_id`` with the calls table of ``LoadCallsOperator`` for what
 each call learned (transcript, structured outputs, cost). The table name and the campaign id are
-checked before the database is reached; text is stored as :func:`.call_rows.storable` keeps it
+checked before the database is reached; text is stored as :func:`.rows.storable` keeps it
 (NUL characters removed).
 """
 

@@ -1,5 +1,5 @@
 """The create that never dials twice: judged, and looked for before it is resent (:func:`send_once_op`,
-used by ``POST /call`` here and ``POST /v2/campaign`` in :mod:`.campaign`)."""
+used by ``POST /call`` here and ``POST /v2/campaign`` in :mod:`airflow_provider_vapi.campaigns.once`)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ the run's data interval by default and is matched on ``updatedAt``, so a call la
 interval in which it last changed (a call still live at the end of one interval is exported again,
 ended, in a later one; :class:`~.warehouse.LoadCallsOperator` keeps the newest). Listing is
 :meth:`.VapiHook.iter_call_pages` (one page in memory, pages past 1,000 by time windows), files
-are :mod:`~.call_files`' (named by the window, committed whole), recordings are
+are :mod:`~.files`' (named by the window, committed whole), recordings are
 :mod:`~.recordings`'.
 
 **The window rule: a window is exported once it has settled**, at ``updated_before`` +
@@ -125,7 +125,7 @@ class ExportCallsOperator(RenderingGate, BaseOperator):
         Exported from ``updated_before`` + 10 minutes on (waited for); more than 10 minutes in
         the future: refused, never cut short.
     :param format: ``"jsonl"`` (each call whole, secrets redacted) or ``"parquet"`` (one flat row
-        per call, :mod:`~.call_rows`; needs the ``parquet`` extra).
+        per call, :mod:`~.rows`; needs the ``parquet`` extra).
     :param include_recordings: also copy each ended call's recordings into ``<path>/recordings/``.
     :param recording_kinds: which recordings: ``"mono"`` (default), ``"stereo"``, ``"customer"``,
         ``"assistant"``.

@@ -9,7 +9,7 @@ at once by the same task (its retry, a clear, a rerun), after :data:`ABANDONED_A
 write by any other.
 
 ``jsonl``: one call per line, whole, as Vapi sent it, secrets redacted. ``parquet`` (needs the
-``parquet`` extra, pyarrow): one :mod:`~.call_rows` row per call, in row groups of a page each.
+``parquet`` extra, pyarrow): one :mod:`~.rows` row per call, in row groups of a page each.
 Both stream: memory holds one page, whatever the number of calls.
 """
 
@@ -220,7 +220,7 @@ class _JsonLines:
 
 
 def arrow_schema() -> Any:
-    """The Parquet schema: :data:`~.call_rows.COLUMNS` (times in UTC milliseconds, JSON as text)."""
+    """The Parquet schema: :data:`~.rows.COLUMNS` (times in UTC milliseconds, JSON as text)."""
     import pyarrow as pa
 
     kinds = {
@@ -365,7 +365,7 @@ def check_export_file(path: Any) -> None:
 
 
 def read_rows(path: Any) -> Iterator[dict[str, Any]]:
-    """The :mod:`~.call_rows` rows of an export file (``.jsonl`` or ``.parquet``), one at a time.
+    """The :mod:`~.rows` rows of an export file (``.jsonl`` or ``.parquet``), one at a time.
 
     :raises ExportFileError: the file (or one of its lines, named) is not an export.
     """

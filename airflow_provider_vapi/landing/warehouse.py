@@ -1,6 +1,6 @@
 """``LoadCallsOperator``: export files into a table of any Airflow SQL connection, one row per call.
 
-The table is :mod:`~.call_rows`' row, keyed by call id. Loading is an upsert that never goes back
+The table is :mod:`~.rows`' row, keyed by call id. Loading is an upsert that never goes back
 in time and never rewrites a row with itself: a row is replaced only by a version of the call at
 least as new (``updated_at``) whose content differs, so a file loaded twice changes nothing (and
 the load's ``changed`` counts 0), and an old file loaded after a newer one (a late backfill)
@@ -9,7 +9,7 @@ cannot undo it. One transaction per load: a failure halfway leaves the table as 
 Bad input fails the task before the database is reached (``AirflowFailException``, not retried):
 a table name that is not a plain name or is an SQL reserved word, a ``source`` that names no
 export (empty, ``None``, a folder, a missing file), a file that does not start like an export.
-Text is stored as :func:`.call_rows.storable` keeps it: NUL characters removed (PostgreSQL cannot
+Text is stored as :func:`.rows.storable` keeps it: NUL characters removed (PostgreSQL cannot
 store them), on every database alike.
 
 PostgreSQL and SQLite (``INSERT ... ON CONFLICT (id) DO UPDATE ... WHERE``) are tested; other
@@ -157,7 +157,7 @@ def source_paths(source: Any) -> list[str]:
 def batches(
     rows: Iterable[Mapping[str, Any]], size: int, names: Sequence[str] = COLUMN_NAMES
 ) -> Iterator[list[tuple[Any, ...]]]:
-    """``rows`` as tuples of ``names``, ``size`` at a time, each value :func:`.call_rows.storable`."""
+    """``rows`` as tuples of ``names``, ``size`` at a time, each value :func:`.rows.storable`."""
     iterator = iter(rows)
     json_at = [name in JSON_COLUMNS for name in names]
     while batch := list(islice(iterator, size)):
@@ -227,7 +227,7 @@ class LoadCallsOperator(RenderingGate, BaseOperator):
     ``insert_rows``, which cannot tell.
 
     Text holding NUL characters is loaded with them removed (PostgreSQL cannot store U+0000), on
-    every database alike; see :func:`.call_rows.storable`.
+    every database alike; see :func:`.rows.storable`.
     """
 
     template_fields: Sequence[str] = ("source", "conn_id", "table", "storage_conn_id")
