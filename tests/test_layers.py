@@ -14,6 +14,7 @@ On the tree before this refactor (f7a9f60) the test names, among others, the cir
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -213,3 +214,40 @@ def test_a_moved_trigger_keeps_its_public_class_path() -> None:
 
     path, _ = CallStatusTrigger(call_ids=["c"], deadline=None).serialize()
     assert path == "airflow_provider_vapi.triggers.CallStatusTrigger"
+
+
+def test_the_faces_only_re_export() -> None:
+    """``hooks``, ``operators``, ``sensors``, ``triggers``: a docstring, imports and ``__all__``,
+    nothing of their own (else a second home for an idea)."""
+    own = []
+    for face in ("hooks", "operators", "sensors", "triggers"):
+        path = ROOT / f"{face}.py"
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                continue
+            if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):  # the docstring
+                continue
+            if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["__all__"]:
+                continue
+            own.append(f"{face}.py line {node.lineno}: {type(node).__name__}")
+    assert not own, f"the faces define something of their own: {own}"
+
+
+def test_every_import_path_the_package_names_works() -> None:
+    """Docstring examples and references (``from airflow_provider_vapi.x import Y``) name real things."""
+    import importlib
+
+    broken = []
+    for path in sorted(ROOT.rglob("*.py")):
+        for line_no, line in enumerate(path.read_text().splitlines(), 1):
+            for module, names in re.findall(r"from (airflow_provider_vapi[\w.]*) import ([\w, ]+)", line):
+                for name in (n.split(" as ")[0].strip() for n in names.split(",") if n.strip()):
+                    try:
+                        found = importlib.import_module(module)
+                        if not hasattr(found, name):
+                            importlib.import_module(f"{module}.{name}")
+                    except ImportError as exc:
+                        broken.append(
+                            f"{path.relative_to(ROOT.parent)}:{line_no}: {module} has no {name} ({exc})"
+                        )
+    assert not broken, "\n".join(broken)

@@ -4,7 +4,7 @@ Use it in an ``AssetWatcher``; the DAG that schedules on the asset runs with one
 call::
 
     from airflow.sdk import DAG, Asset, AssetWatcher
-    from airflow_provider_vapi.waiting.trigger import VapiCallEventTrigger
+    from airflow_provider_vapi.triggers import VapiCallEventTrigger
 
     support_calls = Asset(
         "vapi_support_calls",

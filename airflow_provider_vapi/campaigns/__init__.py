@@ -11,8 +11,8 @@ The flow, one module each:
   through :mod:`.waiting`, in the worker or deferred to :mod:`.trigger` (``CampaignStatusTrigger``);
 * :mod:`.contacts`: ``LoadCampaignContactsOperator``, every contact into a SQL table.
 
-The operators are importable from :mod:`airflow_provider_vapi.placing.operator`, the sensor from
-:mod:`airflow_provider_vapi.waiting.sensor`, the trigger from :mod:`airflow_provider_vapi.waiting.trigger`.
+The operators are importable from :mod:`airflow_provider_vapi.operators`, the sensor from
+:mod:`airflow_provider_vapi.sensors`, the trigger from :mod:`airflow_provider_vapi.triggers`.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from airflow_provider_vapi.wire.retries import is_retryable_status
 from airflow_provider_vapi.wire.skew import looking_back
 from airflow_provider_vapi.wire.transport import (
     Attempts,
+    Log,
     Op,
     Reply,
     Send,
@@ -59,7 +60,7 @@ class CallsApi(Protocol):
     vapi_conn_id: str
 
     @property
-    def log(self) -> Any: ...  # a logging.Logger, or Airflow 3's structlog-style one
+    def log(self) -> Log: ...
 
     @property
     def settings(self) -> ConnectionSettings: ...

@@ -3,11 +3,12 @@
 Vapi answers 400 ``property recordingEnabld should not exist`` to a typo anywhere inside an inline
 ``assistant``, ``assistantOverrides`` or ``customer``, and says nothing about the fix. This module
 walks those objects (and ``customers``, ``squad``, ``squadOverrides``, ``schedulePlan``,
-``workflowOverrides``) against the table generated from the spec (:mod:`airflow_provider_vapi.spec_table`, which the
-emulator checks its bodies against too, with a validator of its own) and reports
-every unknown property, wrong primitive type and unknown ``provider`` / ``type`` with a "did you
-mean" drawn from the schema, from the 2024 names :mod:`airflow_provider_vapi.models.legacy` moved, and from
-a small table of synonyms (``customer.phone`` -> ``number``).
+``workflowOverrides``) against the table generated from the spec
+(:mod:`airflow_provider_vapi.spec_table`, which the emulator checks its bodies against too, with a
+validator of its own) and reports every unknown property, wrong primitive type and unknown
+``provider`` / ``type`` with a "did you mean" drawn from the schema, from the 2024 names
+:mod:`airflow_provider_vapi.models.legacy` moved, and from a small table of synonyms
+(``customer.phone`` -> ``number``).
 
 Values are never echoed except a discriminator (``provider: 'opneai'``), and only when
 :mod:`airflow_provider_vapi.secrets` does not call it a secret. Free-form objects (``metadata``,

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from airflow_provider_vapi.results import AwaitedResults
 
 
-class CallWatcher(Protocol):
+class WatcherApi(Protocol):
     """What a subscription or tap asks of its watcher (:class:`~.watcher.CallWatcher` is the one).
     A protocol, so that the watcher imports this module and not the other way round."""
 
@@ -72,7 +72,7 @@ class Subscription:
     )
 
     def __init__(
-        self, watcher: CallWatcher, call_ids: Iterable[str], interval: float, *, read_first: bool = True
+        self, watcher: WatcherApi, call_ids: Iterable[str], interval: float, *, read_first: bool = True
     ) -> None:
         self._watcher = watcher
         #: Must the trigger read its calls directly before it waits? Otherwise the watcher's next
@@ -206,7 +206,7 @@ class FeedTap:
     itself.
     """
 
-    def __init__(self, watcher: CallWatcher, interval: float) -> None:
+    def __init__(self, watcher: WatcherApi, interval: float) -> None:
         self._watcher = watcher
         self.interval = interval
         self._batches: asyncio.Queue[FeedBatch] = asyncio.Queue()
